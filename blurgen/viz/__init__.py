@@ -1,0 +1,1 @@
+"""Pictures for people: contact sheets, labels, mask overlays, flow colours."""
