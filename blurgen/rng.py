@@ -3,7 +3,8 @@
 Every work item draws from its own generator seeded by ``SeedSequence([seed, item_id])``, so a
 sample depends only on the config seed and its global id: re-sharding a job over a different
 number of tasks, or re-running one task, does not change a single sample. Nothing in the package
-may use a global RNG (``np.random.seed``, ``np.random.rand``, ``random.random``); a test greps for it.
+may seed or draw from a process-wide generator (numpy's or Python's module-level functions);
+tests/test_rng.py greps for it.
 """
 
 import numpy as np

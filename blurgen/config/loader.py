@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import re
 import types
 import typing
 from importlib import resources
@@ -22,6 +23,28 @@ from blurgen.errors import ConfigError
 C = TypeVar("C")
 
 PRESET_PACKAGE = "blurgen.config.presets"
+
+
+class _ConfigYamlLoader(yaml.SafeLoader):
+    """YAML 1.1 with one change: a number with a leading zero stays text.
+
+    ShapeNet synset ids look like numbers; plain YAML reads ``03001627`` as the octal integer
+    799639, which would silently name another category.
+    """
+
+
+def _int_or_zero_padded_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    text = loader.construct_scalar(node)
+    if re.fullmatch(r"[-+]?0[0-9_]+", str(text)):
+        return str(text)
+    return yaml.SafeLoader.construct_yaml_int(loader, node)
+
+
+_ConfigYamlLoader.add_constructor("tag:yaml.org,2002:int", _int_or_zero_padded_text)
+
+
+def _load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_ConfigYamlLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 # ----------------------------------------------------------------------------- sources
@@ -42,7 +65,7 @@ def load_preset(kind: str, name: str) -> dict[str, Any]:
         raise ConfigError(f"unknown preset '{name}' for {kind}{_did_you_mean(name, names)}; "
                           f"available: {', '.join(names) or 'none'}")
     text = resources.files(PRESET_PACKAGE).joinpath(f"{kind}-{name}.yaml").read_text("utf-8")
-    return _as_mapping(yaml.safe_load(text), f"preset '{name}'")
+    return _as_mapping(_load_yaml(text), f"preset '{name}'")
 
 
 def load_yaml_file(path: str | Path) -> dict[str, Any]:
@@ -51,7 +74,7 @@ def load_yaml_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text("utf-8"))
+        data = _load_yaml(path.read_text("utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -68,7 +91,7 @@ def parse_overrides(overrides: Sequence[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set expects key=value, got '{item}'")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = _load_yaml(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw  # not YAML: keep the text, validation says whether a string fits
         node = result
