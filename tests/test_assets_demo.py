@@ -103,6 +103,7 @@ def test_backgrounds_and_preview(small):
     assert preview.shape[:2] == preview_size(4, 2, cols=2, bg_height=120)
 
 
+@pytest.mark.slow
 def test_shipped_manifests_match_the_default_config(tmp_path):
     made = make_demo_assets(tmp_path / "d", dataclasses.replace(default_config(), preview=False))
     folder = resources.files("blurgen._assets_manifest")

@@ -37,7 +37,8 @@ from blurgen.assets.demo_backgrounds import make_background
 from blurgen.assets.demo_objects import TEMPLATES, build_object
 from blurgen.assets.demo_preview import background_tile, object_tile, preview_sheet
 from blurgen.assets.demo_textures import make_texture
-from blurgen.assets.manifest import AssetManifest, atomic_write_text
+from blurgen.assets.manifest import AssetManifest
+from blurgen.atomic import atomic_write_text
 from blurgen.assets.obj_write import write_model
 from blurgen.assets.shapenet_scan import OBJ_RELPATH, scan_model
 from blurgen.config import resolve_config, to_dict

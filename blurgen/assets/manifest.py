@@ -18,10 +18,10 @@ import dataclasses
 import difflib
 import json
 import os
-import secrets
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable, Mapping
 
+from blurgen.atomic import atomic_write_text
 from blurgen.errors import BlurgenError
 from blurgen.resources import assets_manifest_dir
 
@@ -185,20 +185,6 @@ class AssetManifest:
 def builtin_names() -> list[str]:
     """Names of the manifests shipped in ``assets_manifest/``."""
     return sorted(p.stem for p in assets_manifest_dir().glob("*.json"))
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` so that readers see the old file or the whole new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A plain exclusive open (not mkstemp, whose files are 0600) so the file gets the umask's mode.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _check_keys(data: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:

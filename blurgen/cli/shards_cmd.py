@@ -1,6 +1,113 @@
+"""``blurgen shards``: look at, check and index a folder of HDF5 shards.
+
+Thin commands over :mod:`blurgen.shards`. A missing folder or an unreadable manifest is the
+user's to fix (ShardError: one line, exit 2); damaged data found by ``verify`` exits with 1.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
 import click
+from tqdm import tqdm
+
+from blurgen.errors import ShardError
+from blurgen.shards import (
+    folder_info,
+    format_info,
+    format_level_table,
+    level_table,
+    read_manifest,
+    rebuild_manifest,
+    verify_dir,
+)
+from blurgen.shards.info import human_bytes
+from blurgen.shards.manifest import build_manifest, list_shard_files, shard_entry
+
+_FOLDER = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 
 
-@click.group()
+@click.group(no_args_is_help=True)
 def shards() -> None:
     """Inspect, verify and preview HDF5 shards."""
+
+
+@shards.command()
+@_FOLDER
+def info(folder: Path) -> None:
+    """Schema, shard and sample counts, fields and the config that made the shards in FOLDER."""
+    click.echo(format_info(folder_info(folder)))
+
+
+@shards.command()
+@_FOLDER
+@click.pass_context
+def verify(ctx: click.Context, folder: Path) -> None:
+    """Check every shard in FOLDER against manifest.json: size, sha256, every chunk's checksum.
+
+    Exits with 1 when anything is wrong, naming each bad shard and why.
+    """
+    _require_folder(folder)
+    with tqdm(total=len(list_shard_files(folder)), unit="shard", desc="verify", disable=None,
+              leave=False) as bar:
+        def advance(name: str) -> None:
+            bar.set_postfix_str(name, refresh=False)
+            bar.update()
+        report = verify_dir(folder, progress=advance)
+    if report.ok:
+        click.echo(f"OK: {report.shards} shards, {report.samples} samples, "
+                   f"{human_bytes(report.bytes)} verified in {folder}")
+        return
+    problems = report.problems()
+    for line in problems:
+        click.echo(f"BAD {line}")
+    bad = len(report.bad) + len(report.missing) + len(report.unlisted)
+    click.echo(f"FAILED: {len(problems)} problem(s), {bad} of {report.shards + len(report.missing)} "
+               f"shards affected in {folder}")
+    ctx.exit(1)
+
+
+@shards.command()
+@_FOLDER
+@click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
+def stats(folder: Path, as_json: bool) -> None:
+    """Samples per split and blur level (1..10) of the shards in FOLDER, from manifest.json."""
+    _require_folder(folder)
+    manifest = read_manifest(folder)
+    if manifest is None:  # count from the files themselves; no checksums needed for counting
+        manifest = build_manifest(shard_entry(p, checksum=False) for p in list_shard_files(folder))
+    if not manifest["shards"]:
+        raise ShardError(f"no shards in {folder}")
+    table = level_table(manifest)
+    click.echo(json.dumps(table.to_dict(), indent=2) if as_json else format_level_table(table))
+
+
+@shards.command()
+@_FOLDER
+def index(folder: Path) -> None:
+    """Rebuild FOLDER/manifest.json from the shard files (reads and checksums every shard)."""
+    manifest = rebuild_manifest(folder)
+    t = manifest["totals"]
+    click.echo(f"wrote {folder / 'manifest.json'}: {t['shards']} shards, {t['samples']} samples, "
+               f"{human_bytes(t['bytes'])}")
+
+
+@shards.command()
+@_FOLDER
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="PNG file to write.")
+@click.option("--count", default=16, show_default=True, help="Number of samples on the sheet.")
+@click.option("--cols", default=4, show_default=True, help="Samples per row.")
+@click.option("--tile-width", default=240, show_default=True, help="Width of each image in pixels.")
+def preview(folder: Path, out: Path, count: int, cols: int, tile_width: int) -> None:
+    """Contact sheet of samples in FOLDER: labels, boxes, mask overlays, flow colours."""
+    from blurgen.viz.preview import preview_shards  # OpenCV drawing only when asked for
+
+    _require_folder(folder)
+    click.echo(f"wrote {preview_shards(folder, out, count=count, cols=cols, tile_width=tile_width)}")
+
+
+def _require_folder(folder: Path) -> None:
+    if not folder.is_dir():
+        raise ShardError(f"shard folder not found: {folder}")
