@@ -10,14 +10,15 @@ import click
 from blurgen.config import preset_names, resolve_config, to_yaml
 
 
-def config_options(kind: str, schema: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def config_options(kind: str, schema: type, default_preset: str = "default"
+                   ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Add the config options to a click command; the command receives the resolved ``config``.
 
     With ``--print-config`` the resolved config is printed as documented YAML and the command
     does nothing else.
     """
     def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
-        @click.option("--preset", default="default", show_default=True,
+        @click.option("--preset", default=default_preset, show_default=True,
                       type=click.Choice(preset_names(kind)), help="Built-in preset the config starts from.")
         @click.option("--config", "config_file", type=click.Path(dir_okay=False),
                       help="YAML file with config values (over the preset).")
