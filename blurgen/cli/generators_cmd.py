@@ -1,16 +1,11 @@
 """Command groups of the generators.
 
-Their commands arrive with the generators themselves (render: issue 3, composite: issue 4,
-flowpairs: issue 5); until then each group only documents what it will hold, so that
-``blurgen --help`` shows the whole shape of the tool.
+Their commands arrive with the generators themselves (composite: issue 4, flowpairs: issue 5);
+until then each group only documents what it will hold, so that ``blurgen --help`` shows the
+whole shape of the tool.
 """
 
 import click
-
-
-@click.group(no_args_is_help=True)
-def render() -> None:
-    """3D object motion blur: Blender Cycles renders on random 6D trajectories (not yet available)."""
 
 
 @click.group(no_args_is_help=True)

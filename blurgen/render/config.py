@@ -46,11 +46,11 @@ class TrajectorySection:
     per_object: int = option(3, "trajectories per object (the paper: 120)", min=1)
     depth: tuple[float, ...] = option((2.0, 3.5), "distance of the object centre in front of the camera, "
                                                   "[min, max] metres", min=0.1, min_len=2)
-    object_size: tuple[float, ...] = option((0.9, 1.3), "object size as its bounding-box diagonal, "
+    object_size: tuple[float, ...] = option((0.6, 1.0), "object size as its bounding-box diagonal, "
                                                         "[min, max] metres", min=0.01, min_len=2)
-    translation: tuple[float, ...] = option((0.1, 1.6), "length of the whole trajectory's straight "
+    translation: tuple[float, ...] = option((0.6, 2.2), "length of the whole trajectory's straight "
                                                         "3D displacement, [min, max] metres", min=0.0, min_len=2)
-    rotation_deg: tuple[float, ...] = option((0.0, 120.0), "total rotation about the trajectory's fixed "
+    rotation_deg: tuple[float, ...] = option((0.0, 180.0), "total rotation about the trajectory's fixed "
                                                            "axis, [min, max] degrees", min=0.0, min_len=2)
     margin: float = option(0.15, "fraction of the image at each border that the object centre stays "
                                  "out of, at every instant", min=0.0, max=0.45)

@@ -76,7 +76,8 @@ def sample_cell(sample: Mapping[str, Any], tile_width: int) -> np.ndarray:
             text += f"  BS {float(sample['blur_severity']):.3f}"
         labels.append(text)
     if "sample_id" in sample:
-        labels.append(str(sample["sample_id"])[-28:])
+        text = str(sample["sample_id"])
+        labels.append(text if len(text) <= 30 else "..." + text[-27:])
     if labels:
         draw_label(image, labels)
     tiles = [image]

@@ -1,0 +1,199 @@
+"""``blurgen render`` end to end: plan, run tasks (Blender batches), write shards and a preview.
+
+One task renders its contiguous block of work items in Blender processes of ``farm.batch_size``
+trajectories each, turns every rendered item into samples (:mod:`blurgen.render.samples`) and
+writes one shard per split it has items of. A task whose shards exist and verify is skipped, so
+re-running the same command finishes a killed or preempted job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from blurgen.config import to_json
+from blurgen.render.blender import ItemFailure, render_batch
+from blurgen.render.config import SCHEMA, RenderConfig
+from blurgen.render.farm import run_tasks, task_index_from
+from blurgen.render.plan import Plan, WorkItem, check_task, load_manifests, make_plan
+from blurgen.render.samples import PreparedItem, SkipItem, item_samples, prepare_item
+from blurgen.shards import ShardWriter, shard_filename, shard_is_complete
+
+
+@dataclasses.dataclass
+class TaskSummary:
+    """What one task did; also stored (as ``stats``) in each of its shards."""
+
+    task_index: int
+    skipped_complete: bool = False  # its shards already existed and verified
+    items: int = 0
+    images: int = 0
+    dropped: dict[str, int] = dataclasses.field(default_factory=dict)        # image filter -> count
+    skipped_items: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> count
+
+    def stats(self) -> dict[str, Any]:
+        return {"items": self.items, "images": self.images, "dropped": self.dropped,
+                "skipped_items": self.skipped_items}
+
+
+@dataclasses.dataclass
+class RenderSummary:
+    out_dir: Path
+    tasks: list[TaskSummary]
+    preview: Path | None
+
+    @property
+    def images(self) -> int:
+        return sum(t.images for t in self.tasks)
+
+    def describe(self) -> str:
+        ran = [t for t in self.tasks if not t.skipped_complete]
+        dropped: Counter = Counter()
+        skipped: Counter = Counter()
+        for t in self.tasks:
+            dropped.update(t.dropped)
+            skipped.update(t.skipped_items)
+        lines = [f"{self.images} images from {sum(t.items for t in ran)} trajectories in {len(ran)} "
+                 f"task(s) -> {self.out_dir}"]
+        if len(ran) < len(self.tasks):
+            lines.append(f"{len(self.tasks) - len(ran)} task(s) already complete, skipped")
+        if dropped:
+            lines.append("dropped images: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
+        if skipped:
+            lines.append("skipped trajectories: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        if self.preview:
+            lines.append(f"preview: {self.preview}")
+        return "\n".join(lines)
+
+
+def render_dataset(config: RenderConfig, out_dir: str | Path, *, task_index: int | None = None,
+                   num_tasks: int | None = None, jobs: int = 1, blender: str | None = None,
+                   progress: bool = True) -> RenderSummary:
+    """Render the dataset ``config`` describes into shards in ``out_dir``.
+
+    With a task index (argument, ``SLURM_ARRAY_TASK_ID`` or ``JOB_COMPLETION_INDEX``) only that
+    task runs; without one every task runs here, ``jobs`` at a time, and a preview is written.
+    """
+    if num_tasks is not None:
+        config = dataclasses.replace(config, farm=dataclasses.replace(config.farm, num_tasks=num_tasks))
+    num_tasks = config.farm.num_tasks
+    index = task_index_from(task_index, num_tasks)
+    objects, backgrounds = load_manifests(config)
+    plan = make_plan(config, objects, backgrounds)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tasks = [index] if index is not None else list(range(num_tasks))
+    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))  # one Cycles thread pool per core
+
+    if jobs <= 1:
+        with _progress(len(plan.items) if index is None else len(plan.task_items(index, num_tasks)),
+                       progress) as advance:
+            summaries = [run_task(config, plan, out_dir, t, num_tasks, blender=blender, threads=threads,
+                                  on_item=advance) for t in tasks]
+    else:
+        summaries = run_tasks(lambda t: run_task(config, plan, out_dir, t, num_tasks, blender=blender,
+                                                 threads=threads), tasks, jobs)
+    preview = None
+    if index is None and config.output.preview and sum(s.images for s in summaries):
+        from blurgen.viz.preview import preview_shards
+
+        preview = preview_shards(out_dir, out_dir / "preview.png")
+    return RenderSummary(out_dir, summaries, preview)
+
+
+def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, num_tasks: int, *,
+             blender: str | None = None, threads: int = 0,
+             on_item: Callable[[int], None] | None = None) -> TaskSummary:
+    """Render one task's items into one shard per split; skip when those shards already verify."""
+    check_task(task_index, num_tasks)
+    items = plan.task_items(task_index, num_tasks)
+    splits = sorted({item.split for item in items})
+    summary = TaskSummary(task_index)
+    if all(shard_is_complete(out_dir, shard_filename(s, task_index, num_tasks)) for s in splits):
+        summary.skipped_complete = True
+        if on_item:
+            on_item(len(items))
+        return summary
+    dropped: Counter = Counter()
+    skipped: Counter = Counter()
+    with contextlib.ExitStack() as stack:
+        writers = {s: stack.enter_context(ShardWriter(
+            out_dir, schema=SCHEMA, split=s, task_index=task_index, num_tasks=num_tasks,
+            seed=config.seed, config_json=to_json(config), compression=config.output.compression,
+            compression_level=config.output.compression_level)) for s in splits}
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".render-work-", dir=out_dir)))
+        for batch in batches(items, config.farm.batch_size):
+            prepared = []
+            for item in batch:
+                try:
+                    prepared.append(prepare_item(config, plan, item))
+                except SkipItem as exc:
+                    skipped[exc.reason] += 1
+                    if on_item:
+                        on_item(1)
+            if not prepared:
+                continue
+            results = render_batch(blender_job(config, plan, prepared, work, threads), work,
+                                   blender=blender, timeout_s=config.farm.timeout_s,
+                                   on_item=(lambda _id: on_item(1)) if on_item else None)
+            for p in prepared:  # item order, so shards do not depend on the order Blender finished
+                result = results[p.item.item_id]
+                if isinstance(result, ItemFailure):
+                    skipped[_reason_key(result.reason)] += 1
+                    continue
+                summary.items += 1
+                rendered = result.load()
+                for sample in item_samples(config, p, rendered, dropped):
+                    writers[p.item.split].add(sample)
+                    summary.images += 1
+                result.path.unlink(missing_ok=True)
+        summary.dropped, summary.skipped_items = dict(sorted(dropped.items())), dict(sorted(skipped.items()))
+        for writer in writers.values():
+            writer.close(summary.stats())
+    return summary
+
+
+def blender_job(config: RenderConfig, plan: Plan, prepared: Sequence[PreparedItem], work: Path,
+                threads: int) -> dict[str, Any]:
+    """The JSON job one Blender process renders (contract: blender_scripts/render_trajectories.py)."""
+    c, cy = config.camera, config.cycles
+    return {
+        "width": c.width, "height": c.height,
+        "camera": {"focal_mm": c.focal_mm, "sensor_width_mm": c.sensor_width_mm},
+        "cycles": {"device": cy.device, "samples": cy.samples, "adaptive_threshold": cy.adaptive_threshold,
+                   "denoise": cy.denoise, "max_bounces": cy.max_bounces, "threads": threads,
+                   "pixel_filter_width": cy.pixel_filter_width},
+        "silhouette_samples": cy.silhouette_samples,
+        "items": [{
+            "item_id": p.item.item_id,
+            "mesh": str(plan.objects.path_of(p.item.object_id)),
+            "out": str(work / f"item-{p.item.item_id:013d}.npz"),
+            **p.trajectory.to_job(),
+            "seed": p.cycles_seed,
+            "renders": {"sub_intervals": True, "sharp": config.images.sharp, "silhouettes": True},
+        } for p in prepared],
+    }
+
+
+def batches(items: Sequence[WorkItem], size: int) -> Iterator[Sequence[WorkItem]]:
+    """Consecutive items, ``size`` a batch (one Blender process each; it imports each mesh once)."""
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def _reason_key(reason: object) -> str:
+    """A short, countable reason: the text before any detail in parentheses or after a colon."""
+    return str(reason).split(":")[0].split(" (")[0].strip() or "unknown"
+
+
+@contextlib.contextmanager
+def _progress(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit="traj", desc="render", disable=not enabled or None) as bar:
+        yield bar.update

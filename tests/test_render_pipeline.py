@@ -1,0 +1,210 @@
+"""`blurgen render` end to end with real Blender at tiny sizes: determinism, resume, levels,
+filters and bad inputs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blurgen.assets import AssetManifest
+from blurgen.assets.config import DemoAssetsConfig
+from blurgen.assets.demo import make_demo_assets
+from blurgen.cli import main
+from blurgen.config import resolve_config
+from blurgen.errors import BlurgenError
+from blurgen.render.config import RenderConfig
+from blurgen.render.pipeline import render_dataset
+from blurgen.shards import ShardDataset, verify_dir
+
+pytestmark = pytest.mark.slow  # every test here launches Blender
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("assets")
+    demo = make_demo_assets(root, DemoAssetsConfig(categories=2, objects_per_category=2, texture_size=64,
+                                                   backgrounds=3, background_width=160,
+                                                   background_height=120, preview=False))
+    return {"objects": demo.objects, "backgrounds": demo.backgrounds, "root": root}
+
+
+def tiny(assets, *sets: str) -> RenderConfig:
+    """4 trajectories (2 categories x 1 object x 2) at 64x48, 2 spp, windows up to 4."""
+    return resolve_config(RenderConfig, "render", preset="demo", overrides=[
+        f"assets.objects={assets['objects']}", f"assets.backgrounds={assets['backgrounds']}",
+        "assets.objects_per_category=1", "trajectory.per_object=2", "camera.width=64",
+        "camera.height=48", "cycles.samples=2", "images.max_window=4", "labels.erosion_px=1",
+        "output.preview=false", "farm.batch_size=2", *sets])
+
+
+def samples_by_id(folder: Path) -> dict[str, dict]:
+    return {s["sample_id"]: s for s in ShardDataset(folder)}
+
+
+def assert_same_samples(a: dict[str, dict], b: dict[str, dict]) -> None:
+    assert sorted(a) == sorted(b) and a
+    for sample_id, sample in a.items():
+        for field, value in sample.items():
+            assert np.array_equal(np.asarray(value), np.asarray(b[sample_id][field])), (sample_id, field)
+
+
+@pytest.fixture(scope="module")
+def reference(assets, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    summary = render_dataset(tiny(assets), out, progress=False)
+    assert summary.images > 0
+    return out
+
+
+def test_same_samples_however_many_tasks_and_same_bytes_on_rerun(assets, reference, tmp_path):
+    render_dataset(tiny(assets), tmp_path / "three", num_tasks=3, progress=False)
+    assert_same_samples(samples_by_id(reference), samples_by_id(tmp_path / "three"))
+    render_dataset(tiny(assets), tmp_path / "again", progress=False)
+    shards = sorted(p.name for p in reference.glob("*.h5"))
+    assert shards == sorted(p.name for p in (tmp_path / "again").glob("*.h5"))
+    for name in shards:
+        assert (reference / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+
+
+def test_shard_contents_follow_the_schema(reference):
+    dataset = ShardDataset(reference)
+    sample = dataset[0]
+    assert sample["image"].shape == (48, 64, 3) and sample["image"].dtype == np.uint8
+    assert sample["alpha"].shape == (48, 64) and sample["alpha"].dtype == np.float32
+    for s in dataset:
+        x0, y0, x1, y1 = s["bbox"]
+        support = np.argwhere(s["alpha"] > 0)
+        assert (y0, x0, y1, x1) == (*support.min(0), *(support.max(0) + 1))
+        assert 1 <= s["blur_level"] <= 10 and 0.0 <= s["blur_severity"] <= 1.0
+        assert s["blur_level"] == max(1, int(np.ceil(10 * float(s["blur_severity"]) - 1e-6)))
+        # the pose at the window's start projects the object centre inside the image
+        centre = s["intrinsics"] @ s["pose_start"][:3, 3]
+        assert 0 <= centre[0] / centre[2] <= 64 and 0 <= centre[1] / centre[2] <= 48
+    counts = [int(s["window_count"]) for s in dataset]
+    assert set(counts) <= {0, 1, 2, 3, 4}
+    attrs = dataset.shard_attrs(0)
+    assert attrs["schema"] == "blurgen.render/1"
+    assert json.loads(attrs["config"])["camera"]["width"] == 64
+
+
+def test_resume_after_a_killed_task_skips_finished_work(assets, reference, tmp_path):
+    out = tmp_path / "farm"
+    first = render_dataset(tiny(assets), out, task_index=0, num_tasks=2, progress=False)
+    task0 = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
+    assert first.tasks[0].images > 0 and task0
+    # task 1 is killed (SIGKILL) while it renders: it leaves only its hidden temporary shard
+    config_file = tmp_path / "tiny.json"  # JSON is YAML
+    from blurgen.config import to_dict
+    config_file.write_text(json.dumps(to_dict(tiny(assets, "farm.batch_size=1"))))
+    proc = subprocess.Popen([sys.executable, "-m", "blurgen", "render", "--config", str(config_file),
+                             "--out", str(out), "--task-index", "1", "--num-tasks", "2"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 120
+    while not list(out.glob(".*-00001-of-00002.h5*")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not any(p.name.endswith("-00001-of-00002.h5") for p in out.iterdir())
+    manifest_before = (out / "manifest.json").read_bytes()
+    assert json.loads(manifest_before)["totals"]["shards"] == len(task0)
+
+    # the same command without a task index finishes the job: task 0 skipped, task 1 rendered
+    again = render_dataset(tiny(assets, "farm.batch_size=1"), out, num_tasks=2, progress=False)
+    assert [t.skipped_complete for t in again.tasks] == [True, False]
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*-00000-of-00002.h5")} == task0
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert verify_dir(out).ok
+    assert_same_samples(samples_by_id(reference), samples_by_id(out))
+
+
+def test_static_object_is_level_1_and_fast_motion_levels_grow_with_the_window(assets, tmp_path):
+    static = render_dataset(tiny(assets, "trajectory.translation=[0, 0]", "trajectory.rotation_deg=[0, 0]"),
+                            tmp_path / "static", progress=False)
+    assert static.images > 0
+    for s in ShardDataset(tmp_path / "static"):
+        assert s["blur_level"] == 1 and s["blur_severity"] <= 0.1
+
+    render_dataset(tiny(assets, "trajectory.translation=[2.2, 2.4]", "trajectory.rotation_deg=[0, 0]",
+                        "trajectory.object_size=[0.7, 0.8]", "images.max_window=10",
+                        "trajectory.depth=[3, 3.5]", "labels.min_iou=0"), tmp_path / "fast", progress=False)
+    by_trajectory: dict[int, dict[int, float]] = {}
+    for s in ShardDataset(tmp_path / "fast"):
+        by_trajectory.setdefault(int(s["trajectory_id"]), {})[int(s["window_count"])] = float(s["blur_severity"])
+    assert by_trajectory
+    for severities in by_trajectory.values():
+        ordered = [severities[k] for k in sorted(severities)]
+        assert all(b >= a - 0.02 for a, b in zip(ordered, ordered[1:])), ordered  # grows with k
+        assert max(ordered) >= 0.4  # a fast object reaches level 5 or more
+
+
+def test_filters_drop_images_and_count_reasons(assets, tmp_path):
+    images_per_run = 4 * (1 + 4)  # 4 trajectories x (sharp + windows 1..4)
+    summary = render_dataset(tiny(assets, "labels.min_coverage=0.95"), tmp_path / "small", progress=False)
+    assert summary.images == 0
+    assert sum(t.dropped.get("small", 0) for t in summary.tasks) == images_per_run
+    # the task's counts are stored in its shard, which exists (empty) so the task counts as done
+    (shard,) = (tmp_path / "small").glob("*.h5")
+    assert json.loads(_root_attr(shard, "stats"))["dropped"] == {"small": images_per_run}
+
+    turning = render_dataset(tiny(assets, "trajectory.rotation_deg=[150, 180]", "labels.min_iou=0.95",
+                                  "trajectory.translation=[0, 0]"), tmp_path / "turn", progress=False)
+    dropped = {}
+    for t in turning.tasks:
+        for reason, n in t.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + n
+    assert dropped.get("appearance_change", 0) > 0
+    assert turning.images + sum(dropped.values()) == images_per_run
+    assert 0 in {int(s["window_count"]) for s in ShardDataset(tmp_path / "turn")}  # sharp images stay
+
+
+def _root_attr(path: Path, name: str) -> str:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return f.attrs[name]
+
+
+def test_bad_objects_and_backgrounds_are_skipped_with_reasons(assets, tmp_path):
+    copy = tmp_path / "assets"
+    shutil.copytree(assets["root"], copy)
+    objects = AssetManifest.load(copy / "objects.json")
+    objects.path_of(objects.ids()[0]).write_text("this is not an OBJ file\n")  # the scan said it was fine
+    backgrounds = AssetManifest.load(copy / "backgrounds.json")
+    backgrounds.path_of(backgrounds.ids()[1]).write_bytes(b"\xff\xd8not really a jpeg")
+
+    summary = render_dataset(tiny(assets, f"assets.objects={copy / 'objects.json'}",
+                                  f"assets.backgrounds={copy / 'backgrounds.json'}",
+                                  "assets.objects_per_category=2"), tmp_path / "out", progress=False)
+    skipped: dict[str, int] = {}
+    for t in summary.tasks:
+        for reason, n in t.skipped_items.items():
+            skipped[reason] = skipped.get(reason, 0) + n
+    assert skipped.get("unreadable background", 0) > 0, skipped
+    assert skipped.get("mesh failed to import", 0) + skipped.get("mesh has no faces", 0) > 0, skipped
+    assert sum(skipped.values()) < 8 and summary.images > 0  # the other trajectories were rendered
+    assert "skipped trajectories: " in summary.describe()
+
+
+def test_missing_inputs_fail_at_once_with_one_line(assets, tmp_path):
+    with pytest.raises(BlurgenError, match="assets.objects: manifest file not found"):
+        render_dataset(tiny(assets, f"assets.objects={tmp_path / 'none.json'}"), tmp_path / "o", progress=False)
+    assert not (tmp_path / "o").exists()
+    result = CliRunner().invoke(main, ["render", "--out", str(tmp_path / "o"), "--set",
+                                       f"assets.objects={assets['objects']}", "--set",
+                                       f"assets.backgrounds={assets['backgrounds']}",
+                                       "--set", "assets.categories=[nonexistent]"])
+    assert result.exit_code == 2
+    assert result.output.strip().startswith("blurgen: error: category 'nonexistent' has no usable objects")
+    assert len(result.output.strip().splitlines()) == 1
+    bad = CliRunner().invoke(main, ["render", "--out", str(tmp_path / "o"), "--set", "camera.width=0"])
+    assert bad.exit_code == 2 and "camera.width" in bad.output
