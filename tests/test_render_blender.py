@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import stat
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,7 +29,7 @@ import trimesh
 
 from blurgen.errors import BlurgenError
 from blurgen.render import blender as rb
-from blurgen.render.blender import ItemFailure, RenderedItem, RenderError, find_blender, render_batch
+from blurgen.render.blender import ItemFailure, RenderedItem, RenderError, find_blender, render_batch, script_path
 
 W, H = 64, 48
 FOCAL_MM, SENSOR_MM = 35.0, 36.0
@@ -428,6 +429,8 @@ def test_the_same_job_twice_gives_byte_identical_arrays(geometry_job, geometry, 
     for item_id, arrays in geometry.items():
         assert arrays.keys() == second[item_id].keys()
         for name, value in arrays.items():
+            if name == "cycles_seconds":
+                continue  # a timing, not an image
             assert value.dtype == second[item_id][name].dtype
             assert value.tobytes() == second[item_id][name].tobytes(), (item_id, name)
 
@@ -485,7 +488,7 @@ def test_bad_items_are_reported_and_the_others_rendered(meshes, tmp_path):
     for i in reasons:
         assert not (out / f"item-{i:08d}.npz").exists()
         assert (out / f"item-{i:08d}.npz.error.json").is_file()
-    assert set(results[1].load()) == {"sharp"}
+    assert set(results[1].load()) == {"sharp", "cycles_seconds"}  # only what was asked for
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temp files left
 
 
@@ -562,3 +565,34 @@ def test_find_blender_says_how_to_get_one(monkeypatch, tmp_path):
 
 def test_an_empty_batch_starts_no_blender(tmp_path):
     assert render_batch(job([]), tmp_path) == {}
+
+
+# ---------------------------------------------------------------- 8. the EXR reader
+
+
+@pytest.mark.slow
+def test_numpy_exr_reader_matches_blenders_loader(tmp_path):
+    """The fast path (numpy on the uncompressed EXR) must give Blender's own numbers, and be taken."""
+    code = f"""
+import sys, numpy as np, bpy
+sys.path.insert(0, {str(script_path().parent)!r})
+import render_trajectories as rt
+scene = bpy.context.scene
+scene.render.engine = 'CYCLES'; scene.cycles.samples = 2; scene.cycles.use_denoising = False
+scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 40, 30, 100
+scene.render.film_transparent = True
+s = scene.render.image_settings; s.file_format = 'OPEN_EXR'; s.exr_codec = 'NONE'; s.color_depth = '32'
+bpy.ops.mesh.primitive_monkey_add(location=(0.4, 0.2, 0))
+bpy.ops.render.render()
+path = {str(tmp_path / 'r.exr')!r}
+bpy.data.images['Render Result'].save_render(path, scene=scene)
+fast = rt._parse_uncompressed_exr(open(path, 'rb').read(), 40, 30)
+slow = rt._read_exr_with_blender(path, 40, 30)
+assert fast is not None, 'fast path not taken'
+assert fast.dtype == np.float32 and fast.shape == (30, 40, 4)
+assert np.array_equal(fast, slow), np.abs(fast - slow).max()
+assert 0 < fast[..., 3].sum() < 40 * 30
+print('EXR-OK')
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert "EXR-OK" in out.stdout, out.stderr[-2000:]

@@ -208,3 +208,15 @@ def test_missing_inputs_fail_at_once_with_one_line(assets, tmp_path):
     assert len(result.output.strip().splitlines()) == 1
     bad = CliRunner().invoke(main, ["render", "--out", str(tmp_path / "o"), "--set", "camera.width=0"])
     assert bad.exit_code == 2 and "camera.width" in bad.output
+
+
+def test_streaming_renders_each_trajectory_once(assets, tmp_path, monkeypatch):
+    """Items are written while Blender renders the rest; that must never make the runner retry."""
+    import blurgen.render.blender as runner
+
+    launches = []
+    real_run = runner._run
+    monkeypatch.setattr(runner, "_run", lambda *a, **k: launches.append(1) or real_run(*a, **k))
+    summary = render_dataset(tiny(assets, "farm.batch_size=4"), tmp_path / "out", progress=False)
+    assert len(launches) == 1 and sum(t.items for t in summary.tasks) == 4
+    assert sum(t.cycles_seconds for t in summary.tasks) > 0

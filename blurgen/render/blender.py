@@ -158,21 +158,31 @@ def _error_path(item: dict[str, Any]) -> Path:
     return Path(str(item["out"]) + ".error.json")
 
 
-def _collect(item: dict[str, Any], results: dict[int, RenderedItem | ItemFailure]) -> bool:
-    """Record the item's result if it has one on disk; False when it still has none."""
+def item_result(item: dict[str, Any]) -> RenderedItem | ItemFailure | None:
+    """The item's result as it lies on disk (its .npz or its error report), None when it has none.
+
+    Blender writes either file before it reports the item, so this is safe to call from an
+    ``on_item`` callback while the rest of the batch renders.
+    """
     item_id = int(item["item_id"])
     out, error = Path(item["out"]), _error_path(item)
     if out.is_file():
-        results[item_id] = RenderedItem(item_id, out)
-    elif error.is_file():
+        return RenderedItem(item_id, out)
+    if error.is_file():
         try:
             reason = str(json.loads(error.read_text("utf-8"))["reason"])
         except (OSError, ValueError, KeyError, TypeError):
             reason = "unreadable error report"
-        results[item_id] = ItemFailure(item_id, reason)
-    else:
-        return False
-    return True
+        return ItemFailure(item_id, reason)
+    return None
+
+
+def _collect(item: dict[str, Any], results: dict[int, RenderedItem | ItemFailure]) -> bool:
+    """Record the item's result if it has one on disk; False when it still has none."""
+    result = item_result(item)
+    if result is not None:
+        results[result.item_id] = result
+    return result is not None
 
 
 def _run(cmd: list[str], log: Path, timeout_s: float, on_item: Callable[[int], None] | None) -> _Attempt:

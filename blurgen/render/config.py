@@ -111,7 +111,7 @@ class OutputSection:
 class FarmSection:
     num_tasks: int = option(1, "tasks the job is split into (a farm array's size); --num-tasks "
                                "overrides", min=1)
-    batch_size: int = option(8, "trajectories per Blender process (crash isolation, bounded memory)",
+    batch_size: int = option(24, "trajectories per Blender process (crash isolation, bounded memory)",
                              min=1)
     timeout_s: float = option(900.0, "a Blender process silent for longer than this is killed and "
                                      "retried once", min=1.0)

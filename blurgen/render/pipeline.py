@@ -11,17 +11,20 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import queue
+import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from collections import Counter
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from blurgen.config import to_json
-from blurgen.render.blender import ItemFailure, render_batch
+from blurgen.render.blender import ItemFailure, RenderedItem, item_result, render_batch
 from blurgen.render.config import SCHEMA, RenderConfig
 from blurgen.render.farm import run_tasks, task_index_from
 from blurgen.render.plan import Plan, WorkItem, check_task, load_manifests, make_plan
-from blurgen.render.samples import PreparedItem, SkipItem, item_samples, prepare_item
+from blurgen.render.samples import PreparedItem, SkipItem, item_samples, needed_renders, prepare_item
 from blurgen.shards import ShardWriter, shard_filename, shard_is_complete
 
 
@@ -33,6 +36,7 @@ class TaskSummary:
     skipped_complete: bool = False  # its shards already existed and verified
     items: int = 0
     images: int = 0
+    cycles_seconds: float = 0.0  # wall time inside Cycles' render calls (not stored: it varies)
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)        # image filter -> count
     skipped_items: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> count
 
@@ -127,7 +131,7 @@ def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, n
             seed=config.seed, config_json=to_json(config), compression=config.output.compression,
             compression_level=config.output.compression_level)) for s in splits}
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".render-work-", dir=out_dir)))
-        for batch in batches(items, config.farm.batch_size):
+        for number, batch in enumerate(batches(items, config.farm.batch_size)):
             prepared = []
             for item in batch:
                 try:
@@ -136,32 +140,69 @@ def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, n
                     skipped[exc.reason] += 1
                     if on_item:
                         on_item(1)
-            if not prepared:
-                continue
-            results = render_batch(blender_job(config, plan, prepared, work, threads), work,
-                                   blender=blender, timeout_s=config.farm.timeout_s,
-                                   on_item=(lambda _id: on_item(1)) if on_item else None)
-            for p in prepared:  # item order, so shards do not depend on the order Blender finished
-                result = results[p.item.item_id]
-                if isinstance(result, ItemFailure):
-                    skipped[_reason_key(result.reason)] += 1
-                    continue
-                summary.items += 1
-                rendered = result.load()
-                for sample in item_samples(config, p, rendered, dropped):
-                    writers[p.item.split].add(sample)
-                    summary.images += 1
-                result.path.unlink(missing_ok=True)
+            if prepared:
+                folder = work / f"batch-{number:05d}"
+                job = blender_job(config, plan, prepared, folder, threads)
+                for p, result in _render_streaming(prepared, job, folder, config, blender, on_item):
+                    _write_item(config, p, result, writers, summary, dropped, skipped)
+                # only now: the runner checks the items' files on disk when its process ends
+                shutil.rmtree(folder, ignore_errors=True)
         summary.dropped, summary.skipped_items = dict(sorted(dropped.items())), dict(sorted(skipped.items()))
         for writer in writers.values():
             writer.close(summary.stats())
     return summary
 
 
+def _render_streaming(prepared: Sequence[PreparedItem], job: dict[str, Any], folder: Path,
+                      config: RenderConfig, blender: str | None, on_item: Callable[[int], None] | None
+                      ) -> Iterator[tuple[PreparedItem, RenderedItem | ItemFailure]]:
+    """Render a batch in Blender; yield each item's result, in job order, as soon as it is done.
+
+    One thread waits on the Blender subprocess while the caller composites and writes the items
+    already finished, so the numpy side overlaps with rendering instead of following it.
+    """
+    finished: queue.Queue[int] = queue.Queue()
+
+    def reported(item_id: int) -> None:
+        finished.put(int(item_id))
+        if on_item:
+            on_item(1)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(render_batch, job, folder, blender=blender, timeout_s=config.farm.timeout_s,
+                             on_item=reported)
+        done: set[int] = set()
+        for p, item in zip(prepared, job["items"]):
+            while item["item_id"] not in done and not future.done():
+                with contextlib.suppress(queue.Empty):
+                    done.add(finished.get(timeout=0.2))
+            if item["item_id"] in done:
+                yield p, item_result(item)
+            else:  # the batch is over: its result (or its RenderError, which aborts the task)
+                yield p, future.result()[item["item_id"]]
+        future.result()
+
+
+def _write_item(config: RenderConfig, p: PreparedItem, result: RenderedItem | ItemFailure | None,
+                writers: dict[str, ShardWriter], summary: TaskSummary, dropped: Counter,
+                skipped: Counter) -> None:
+    """One rendered item's samples into its split's shard (or its failure into the counts)."""
+    if isinstance(result, ItemFailure):
+        skipped[_reason_key(result.reason)] += 1
+        return
+    summary.items += 1
+    rendered = result.load()
+    summary.cycles_seconds += float(rendered.get("cycles_seconds", 0.0))
+    for sample in item_samples(config, p, rendered, dropped):
+        writers[p.item.split].add(sample)
+        summary.images += 1
+
+
 def blender_job(config: RenderConfig, plan: Plan, prepared: Sequence[PreparedItem], work: Path,
                 threads: int) -> dict[str, Any]:
     """The JSON job one Blender process renders (contract: blender_scripts/render_trajectories.py)."""
     c, cy = config.camera, config.cycles
+    layers, silhouettes = needed_renders(config)
     return {
         "width": c.width, "height": c.height,
         "camera": {"focal_mm": c.focal_mm, "sensor_width_mm": c.sensor_width_mm},
@@ -175,7 +216,7 @@ def blender_job(config: RenderConfig, plan: Plan, prepared: Sequence[PreparedIte
             "out": str(work / f"item-{p.item.item_id:013d}.npz"),
             **p.trajectory.to_job(),
             "seed": p.cycles_seed,
-            "renders": {"sub_intervals": True, "sharp": config.images.sharp, "silhouettes": True},
+            "renders": {"sub_intervals": layers, "sharp": config.images.sharp, "silhouettes": silhouettes},
         } for p in prepared],
     }
 

@@ -73,24 +73,43 @@ def prepare_item(config: RenderConfig, plan: Plan, item: WorkItem) -> PreparedIt
     return PreparedItem(item, trajectory, background_id, srgb_to_linear(crop), seed)
 
 
+def blurred_windows(config: RenderConfig) -> list[tuple[int, int]]:
+    """(start sub-interval, count) of every blurred image a trajectory gives, in sample order."""
+    return [(start, count) for count in range(1, config.images.max_window + 1)
+            for start in window_starts(count, config.images.windows, num_sub=NUM_INSTANTS - 1)]
+
+
+def needed_renders(config: RenderConfig) -> tuple[list[int], list[int]]:
+    """The sub-intervals (a contiguous run) and silhouette instants the windows use.
+
+    Rendering only these is most of blurgen's speed: centred windows k = 1..10 need sub-intervals
+    6..15 (10 of 23) and 11 silhouettes (the windows' endpoints), not all 23 and 24.
+    """
+    windows = blurred_windows(config)
+    if not windows:
+        return [], []
+    first = min(s for s, _ in windows)
+    last = max(s + c for s, c in windows)
+    return list(range(first, last)), sorted({t for s, c in windows for t in (s, s + c)})
+
+
 def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[str, np.ndarray],
                  dropped: Counter) -> Iterator[dict[str, Any]]:
     """The shard samples of one rendered item, in a fixed order: sharp, then k = 1..max_window.
 
     Images that a filter rejects are counted in ``dropped`` by reason, never dropped silently.
     """
-    layers, silhouettes = rendered["layers"], rendered["silhouettes"]
-    windows: list[tuple[int, int]] = [(-1, 0)] if config.images.sharp else []
-    for count in range(1, config.images.max_window + 1):
-        windows += [(start, count) for start in window_starts(count, config.images.windows,
-                                                              num_sub=NUM_INSTANTS - 1)]
+    windows = ([(-1, 0)] if config.images.sharp else []) + blurred_windows(config)
+    if len(windows) > int(config.images.sharp):
+        layers, first_layer = rendered["layers"], int(rendered["layer_indices"][0])
+        silhouette_of = {int(t): sil for t, sil in zip(rendered["silhouette_instants"], rendered["silhouettes"])}
     for start, count in windows:
         if count == 0:
             layer, first, last = rendered["sharp"], None, None
             t0 = t1 = SHARP_INSTANT
         else:
-            layer = window_layer(layers, start, count)
-            first, last = silhouettes[start], silhouettes[start + count]
+            layer = window_layer(layers, start - first_layer, count)
+            first, last = silhouette_of[start], silhouette_of[start + count]
             t0, t1 = float(start), float(start + count)
         alpha = np.ascontiguousarray(layer[..., 3])
         reason = filter_reason(alpha, first, last, min_coverage=config.labels.min_coverage,
