@@ -154,7 +154,8 @@ def test_filters_drop_images_and_count_reasons(assets, tmp_path):
     assert sum(t.dropped.get("small", 0) for t in summary.tasks) == images_per_run
     # the task's counts are stored in its shard, which exists (empty) so the task counts as done
     (shard,) = (tmp_path / "small").glob("*.h5")
-    assert json.loads(_root_attr(shard, "stats"))["dropped"] == {"small": images_per_run}
+    stats = json.loads(_root_attr(shard, "stats"))
+    assert stats["dropped"] == {"small": images_per_run} and stats["skipped_objects"] == {}
 
     turning = render_dataset(tiny(assets, "trajectory.rotation_deg=[150, 180]", "labels.min_iou=0.95",
                                   "trajectory.translation=[0, 0]"), tmp_path / "turn", progress=False)
@@ -193,6 +194,22 @@ def test_bad_objects_and_backgrounds_are_skipped_with_reasons(assets, tmp_path):
     assert skipped.get("mesh failed to import", 0) + skipped.get("mesh has no faces", 0) > 0, skipped
     assert sum(skipped.values()) < 8 and summary.images > 0  # the other trajectories were rendered
     assert "skipped trajectories: " in summary.describe()
+
+
+def test_unusable_objects_in_the_manifest_are_counted(assets, tmp_path):
+    copy = tmp_path / "assets"
+    shutil.copytree(assets["root"], copy)
+    objects = AssetManifest.load(copy / "objects.json")
+    first, second = objects.ids()[:2]
+    objects.assets[first]["metadata"]["broken"] = "textures missing (1 of 1)"
+    objects.assets[second]["metadata"]["textured"] = False
+    objects.save(copy / "objects.json")
+    summary = render_dataset(tiny(assets, f"assets.objects={copy / 'objects.json'}"), tmp_path / "out",
+                             progress=False)
+    assert summary.tasks[0].skipped_objects == {"textures missing": 1, "untextured": 1}
+    assert "objects left out (see the object manifest): textures missing 1, untextured 1" in summary.describe()
+    (shard, *_) = sorted((tmp_path / "out").glob("*.h5"))
+    assert json.loads(_root_attr(shard, "stats"))["skipped_objects"] == {"textures missing": 1, "untextured": 1}
 
 
 def test_missing_inputs_fail_at_once_with_one_line(assets, tmp_path):

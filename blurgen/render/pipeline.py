@@ -39,10 +39,12 @@ class TaskSummary:
     cycles_seconds: float = 0.0  # wall time inside Cycles' render calls (not stored: it varies)
     dropped: dict[str, int] = dataclasses.field(default_factory=dict)        # image filter -> count
     skipped_items: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> count
+    # objects the manifest marks unusable (broken, untextured): the job's, left out when planning
+    skipped_objects: dict[str, int] = dataclasses.field(default_factory=dict)
 
     def stats(self) -> dict[str, Any]:
         return {"items": self.items, "images": self.images, "dropped": self.dropped,
-                "skipped_items": self.skipped_items}
+                "skipped_items": self.skipped_items, "skipped_objects": self.skipped_objects}
 
 
 @dataclasses.dataclass
@@ -70,6 +72,9 @@ class RenderSummary:
             lines.append("dropped images: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
         if skipped:
             lines.append("skipped trajectories: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        if self.tasks and self.tasks[0].skipped_objects:
+            lines.append("objects left out (see the object manifest): "
+                         + ", ".join(f"{k} {v}" for k, v in self.tasks[0].skipped_objects.items()))
         if self.preview:
             lines.append(f"preview: {self.preview}")
         return "\n".join(lines)
@@ -117,7 +122,7 @@ def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, n
     check_task(task_index, num_tasks)
     items = plan.task_items(task_index, num_tasks)
     splits = sorted({item.split for item in items})
-    summary = TaskSummary(task_index)
+    summary = TaskSummary(task_index, skipped_objects=dict(plan.skipped_objects))
     if all(shard_is_complete(out_dir, shard_filename(s, task_index, num_tasks)) for s in splits):
         summary.skipped_complete = True
         if on_item:
