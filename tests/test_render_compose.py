@@ -8,7 +8,7 @@ import pytest
 
 from blurgen.color import linear_to_srgb_uint8, srgb_to_linear
 from blurgen.errors import BlurgenError
-from blurgen.render.compose import (composite, crop_background, load_background, to_srgb_uint8, window_layer,
+from blurgen.render.compose import (composite, crop_background, load_background, window_layer,
                                     window_starts)
 
 
@@ -56,7 +56,7 @@ def test_alpha_zero_returns_the_background_exactly():
     bg_u8 = np.arange(256 * 3, dtype=np.uint8).reshape(16, 16, 3)
     bg_u8 = np.concatenate([bg_u8, bg_u8[::-1]], axis=1)  # every value in every channel
     empty = np.zeros(bg_u8.shape[:2] + (4,), np.float32)
-    assert np.array_equal(to_srgb_uint8(composite(empty, srgb_to_linear(bg_u8))), bg_u8)
+    assert np.array_equal(linear_to_srgb_uint8(composite(empty, srgb_to_linear(bg_u8))), bg_u8)
 
 
 def test_half_transparent_white_over_black_is_188_not_128():
@@ -64,7 +64,7 @@ def test_half_transparent_white_over_black_is_188_not_128():
     premult[..., :] = 0.5  # white (1, 1, 1) at alpha 0.5, premultiplied
     rgb = composite(premult, np.zeros((1, 1, 3), np.float32))
     assert np.allclose(rgb, 0.5)
-    assert to_srgb_uint8(rgb).ravel().tolist() == [188, 188, 188]
+    assert linear_to_srgb_uint8(rgb).ravel().tolist() == [188, 188, 188]
     # The 8-bit sRGB blend that published generators do would give 128.
     assert round(0.5 * 255 + 0.5 * 0) == 128
 

@@ -106,12 +106,17 @@ def test_resume_after_a_killed_task_skips_finished_work(assets, reference, tmp_p
     config_file = tmp_path / "tiny.json"  # JSON is YAML
     from blurgen.config import to_dict
     config_file.write_text(json.dumps(to_dict(tiny(assets, "farm.batch_size=1"))))
-    proc = subprocess.Popen([sys.executable, "-m", "blurgen", "render", "--config", str(config_file),
-                             "--out", str(out), "--task-index", "1", "--num-tasks", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "task1.log"
+    with open(log, "wb") as log_fh:
+        proc = subprocess.Popen([sys.executable, "-m", "blurgen", "render", "--config", str(config_file),
+                                 "--out", str(out), "--task-index", "1", "--num-tasks", "2"],
+                                stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
+    # kill it once Blender has finished its first trajectory (batch size 1: a second is on its way)
     deadline = time.monotonic() + 120
-    while not list(out.glob(".*-00001-of-00002.h5*")) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
+    while (not list(out.glob(".render-work-00001-of-00002/batch-*/item-*.npz"))
+           and time.monotonic() < deadline and proc.poll() is None):
+        time.sleep(0.02)
+    assert proc.poll() is None, log.read_text()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not any(p.name.endswith("-00001-of-00002.h5") for p in out.iterdir())
@@ -210,6 +215,14 @@ def test_unusable_objects_in_the_manifest_are_counted(assets, tmp_path):
     assert "objects left out (see the object manifest): textures missing 1, untextured 1" in summary.describe()
     (shard, *_) = sorted((tmp_path / "out").glob("*.h5"))
     assert json.loads(_root_attr(shard, "stats"))["skipped_objects"] == {"textures missing": 1, "untextured": 1}
+
+
+def test_a_folder_of_another_job_is_refused_not_mixed(assets, reference):
+    before = sorted((p.name, p.stat().st_mtime_ns) for p in reference.iterdir())
+    for change in ("seed=1", "farm.num_tasks=2"):
+        with pytest.raises(BlurgenError, match="holds shards of another job"):
+            render_dataset(tiny(assets, change), reference, progress=False)
+    assert sorted((p.name, p.stat().st_mtime_ns) for p in reference.iterdir()) == before
 
 
 def test_missing_inputs_fail_at_once_with_one_line(assets, tmp_path):

@@ -74,7 +74,7 @@ def test_concurrent_updates_keep_every_entry(tmp_path):
     assert len(m["shards"]) == 60
     assert m["totals"]["samples"] == 15 * (1 + 2 + 3 + 4)
     assert m["totals"]["blur_level_histogram"] == {"2": 150}
-    assert not list(tmp_path.glob(".manifest.json.tmp"))
+    assert not list(tmp_path.glob(".manifest.json.*.tmp"))
 
 
 def test_unreadable_manifest(tmp_path):

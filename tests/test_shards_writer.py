@@ -6,6 +6,8 @@ import json
 import multiprocessing as mp
 import os
 import signal
+import socket
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -210,7 +212,7 @@ def test_killed_writer_leaves_only_a_hidden_temp(tmp_path):
             proc.kill()
     assert proc.exitcode == -signal.SIGKILL
     final = tmp_path / "train-00001-of-00002.h5"
-    temp = tmp_path / ".train-00001-of-00002.h5.tmp"
+    (temp,) = tmp_path.glob(".train-00001-of-00002.h5.*.tmp")  # named after its host and process
     assert not final.exists() and temp.stat().st_size > 0
     assert sorted(p.name for p in tmp_path.glob("*.h5")) == ["train-00000-of-00002.h5"]
     assert (tmp_path / MANIFEST_NAME).read_bytes() == before
@@ -221,13 +223,22 @@ def test_killed_writer_leaves_only_a_hidden_temp(tmp_path):
     assert [e["file"] for e in read_manifest(tmp_path)["shards"]] == ["train-00000-of-00002.h5", final.name]
 
 
-def test_stale_temp_is_removed_when_a_writer_starts(tmp_path):
-    temp = tmp_path / ".train-00000-of-00001.h5.tmp"
-    temp.write_bytes(b"left over by a killed task" * 1000)
+def test_stale_temp_is_removed_when_a_writer_starts_but_a_live_writers_is_kept(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    host = socket.gethostname()
+    stale = tmp_path / f".train-00000-of-00001.h5.{host}-{dead.pid}.tmp"
+    stale.write_bytes(b"left over by a killed task" * 1000)
+    live = tmp_path / f".train-00000-of-00001.h5.{host}-{os.getppid()}.tmp"  # a running process
+    live.write_bytes(b"another attempt, still writing")
+    elsewhere = tmp_path / f".train-00000-of-00001.h5.otherhost-{dead.pid}.tmp"
+    elsewhere.write_bytes(b"another node's attempt")
     w = _writer(tmp_path)
-    assert temp.exists() and h5py.is_hdf5(temp)  # a fresh file, not the junk
+    assert not stale.exists() and live.exists() and elsewhere.exists()
+    (mine,) = set(tmp_path.glob(".train-00000-of-00001.h5.*.tmp")) - {live, elsewhere}
+    assert h5py.is_hdf5(mine) and mine.name.endswith(f"{host}-{os.getpid()}.tmp")
     w.abort()
-    assert not temp.exists() and not (tmp_path / MANIFEST_NAME).exists()
+    assert not mine.exists() and not (tmp_path / MANIFEST_NAME).exists()
 
 
 def test_large_fields_are_written_as_they_arrive(tmp_path):

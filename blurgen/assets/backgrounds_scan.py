@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -208,7 +209,7 @@ def _scan_all(root: Path, rels: list[str], min_width: int, min_height: int, jobs
 def asset_ids(rels: Sequence[str]) -> list[str]:
     """Ids: the relative path without its extension, or with it where two files share a stem."""
     stems = [rel.rsplit(".", 1)[0] for rel in rels]
-    clash = {s for s in stems if stems.count(s) > 1} if len(set(stems)) < len(stems) else set()
+    clash = {s for s, n in Counter(stems).items() if n > 1}
     return [rel if stem in clash else stem for rel, stem in zip(rels, stems)]
 
 

@@ -24,8 +24,7 @@ class _BlurgenGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (BlurgenError, FileNotFoundError, PermissionError, IsADirectoryError,
-                NotADirectoryError) as exc:
+        except (BlurgenError, OSError) as exc:  # OSError: a path, a full disk, a lock, ...
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"blurgen: error: {_one_line(exc)}", err=True)

@@ -21,8 +21,9 @@ from blurgen.render.config import KIND, RenderConfig
               help="Tasks the job is split into (default: farm.num_tasks of the config).")
 @click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Tasks run at once when every task runs here.")
-@click.option("--blender", type=click.Path(dir_okay=False, exists=True),
-              help="A Blender binary to render with (default: the bpy module of this Python).")
+@click.option("--blender", metavar="PATH",
+              help="A Blender binary (path or name on PATH) to render with (default: the bpy module "
+                   "of this Python).")
 def render(config: RenderConfig, out: Path | None, task_index: int | None, num_tasks: int | None,
            jobs: int, blender: str | None) -> None:
     """Render objects moving on random 6D trajectories with Cycles motion blur, over backgrounds.

@@ -90,6 +90,7 @@ def find_blender(blender: str | None = None) -> list[str]:
 class _Attempt:
     returncode: int | None = None
     timed_out: bool = False
+    cancelled: bool = False
     fatal: str | None = None
 
     def describe(self, timeout_s: float) -> str:
@@ -108,7 +109,8 @@ class _Attempt:
 
 def render_batch(job: dict[str, Any], workdir: Path, *, blender: str | None = None,
                  timeout_s: float = 600, retries: int = 1,
-                 on_item: Callable[[int], None] | None = None) -> dict[int, RenderedItem | ItemFailure]:
+                 on_item: Callable[[int], None] | None = None,
+                 cancel: threading.Event | None = None) -> dict[int, RenderedItem | ItemFailure]:
     """Render a batch in one Blender process; every item gets a RenderedItem or an ItemFailure.
 
     ``timeout_s`` bounds the time without progress (start-up plus the first item, then between
@@ -116,7 +118,8 @@ def render_batch(job: dict[str, Any], workdir: Path, *, blender: str | None = No
     again ``retries`` times on the items without output; then :class:`RenderError` names those
     items and the log (Blender's stderr, ``workdir/blender-<attempt>.log``). Outputs left from
     an earlier run at the items' ``out`` paths are removed first. ``on_item(item_id)`` is called
-    as each item finishes (rendered or failed).
+    as each item finishes (rendered or failed). Setting ``cancel`` (from another thread) kills
+    the process within half a second and raises :class:`RenderError` without a retry.
     """
     if retries < 0:
         raise ValueError("retries must be >= 0")
@@ -135,7 +138,9 @@ def render_batch(job: dict[str, Any], workdir: Path, *, blender: str | None = No
         log = workdir / f"blender-{attempt}.log"
         job_path = workdir / f"job-{attempt}.json"
         atomic_write_text(job_path, json.dumps({**job, "items": pending}, indent=1), durable=False)
-        outcome = _run(cmd + [str(job_path)], log, timeout_s, on_item)
+        outcome = _run(cmd + [str(job_path)], log, timeout_s, on_item, cancel)
+        if outcome.cancelled:
+            raise RenderError("rendering cancelled")
         pending = [item for item in pending if not _collect(item, results)]
         if outcome.fatal:
             raise RenderError(f"Blender cannot run the job: {outcome.fatal} (log: {log})")
@@ -185,7 +190,8 @@ def _collect(item: dict[str, Any], results: dict[int, RenderedItem | ItemFailure
     return result is not None
 
 
-def _run(cmd: list[str], log: Path, timeout_s: float, on_item: Callable[[int], None] | None) -> _Attempt:
+def _run(cmd: list[str], log: Path, timeout_s: float, on_item: Callable[[int], None] | None,
+         cancel: threading.Event | None = None) -> _Attempt:
     """Run one Blender process to its end, or kill it after ``timeout_s`` without progress."""
     outcome = _Attempt()
     with open(log, "wb") as log_fh:
@@ -198,11 +204,16 @@ def _run(cmd: list[str], log: Path, timeout_s: float, on_item: Callable[[int], N
         deadline = time.monotonic() + timeout_s
         try:
             while True:
-                try:
-                    line = lines.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    outcome.timed_out = True
+                if cancel is not None and cancel.is_set():
+                    outcome.cancelled = True  # the finally below kills the process group
                     break
+                try:  # wake up at least twice a second to notice a cancel
+                    line = lines.get(timeout=max(0.0, min(0.5, deadline - time.monotonic())))
+                except queue.Empty:
+                    if time.monotonic() >= deadline:
+                        outcome.timed_out = True
+                        break
+                    continue
                 if line is None:  # stdout closed: the process is exiting
                     break
                 if _handle(line, outcome, on_item):

@@ -89,11 +89,6 @@ def composite(premult_rgba: np.ndarray, background_linear: np.ndarray) -> np.nda
     return out
 
 
-def to_srgb_uint8(linear_rgb: np.ndarray) -> np.ndarray:
-    """Linear light to 8-bit sRGB (clip to [0, 1], round half up); see ``blurgen.color``."""
-    return linear_to_srgb_uint8(linear_rgb)
-
-
 def crop_background(image_rgb: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     """A ``height`` x ``width`` RGB uint8 crop of ``image_rgb`` at a random position.
 

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import queue
 import shutil
-import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import h5py
+
 from blurgen.config import to_json
+from blurgen.errors import BlurgenError
 from blurgen.render.blender import ItemFailure, RenderedItem, item_result, render_batch
 from blurgen.render.config import SCHEMA, RenderConfig
 from blurgen.render.farm import run_tasks, task_index_from
@@ -96,8 +100,10 @@ def render_dataset(config: RenderConfig, out_dir: str | Path, *, task_index: int
     plan = make_plan(config, objects, backgrounds)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    refuse_other_jobs(out_dir, to_json(config))
     tasks = [index] if index is not None else list(range(num_tasks))
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))  # one Cycles thread pool per core
+    # the cores this process may use (a farm slot, not the whole node), shared by the jobs
+    threads = max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
 
     if jobs <= 1:
         with _progress(len(plan.items) if index is None else len(plan.task_items(index, num_tasks)),
@@ -113,6 +119,37 @@ def render_dataset(config: RenderConfig, out_dir: str | Path, *, task_index: int
 
         preview = preview_shards(out_dir, out_dir / "preview.png")
     return RenderSummary(out_dir, summaries, preview)
+
+
+# Settings that change how a job runs, not what its shards hold: a re-run may change them.
+_RUN_ONLY = {"farm": ("batch_size", "timeout_s"), "output": ("preview",)}
+
+
+def job_identity(config_json: str) -> dict[str, Any]:
+    """A shard's config without the settings that do not change its samples."""
+    config = json.loads(config_json)
+    for section, keys in _RUN_ONLY.items():
+        for key in keys:
+            config.get(section, {}).pop(key, None)
+    return config
+
+
+def refuse_other_jobs(out_dir: Path, config_json: str) -> None:
+    """Stop when ``out_dir`` holds shards of another job (other config, seed or task count).
+
+    Finished shards are skipped on a re-run; one made with other settings must not be taken
+    for this job's (nor its samples mixed with this job's by the reader).
+    """
+    ours = job_identity(config_json)
+    for path in sorted(out_dir.glob("*.h5")):
+        try:
+            with h5py.File(path, "r") as f:
+                other = f.attrs.get("config")
+        except OSError:
+            continue  # not a readable shard: verification deals with it
+        if other is not None and job_identity(other) != ours:
+            raise BlurgenError(f"{out_dir} holds shards of another job ({path.name} has another config, "
+                               "seed or task count): choose a new --out, or delete them to start over")
 
 
 def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, num_tasks: int, *,
@@ -135,7 +172,11 @@ def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, n
             out_dir, schema=SCHEMA, split=s, task_index=task_index, num_tasks=num_tasks,
             seed=config.seed, config_json=to_json(config), compression=config.output.compression,
             compression_level=config.output.compression_level)) for s in splits}
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".render-work-", dir=out_dir)))
+        # A fixed name per task: a killed attempt's leftovers (hundreds of MB of layers) go now.
+        work = out_dir / f".render-work-{task_index:05d}-of-{num_tasks:05d}"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        stack.callback(shutil.rmtree, work, ignore_errors=True)
         for number, batch in enumerate(batches(items, config.farm.batch_size)):
             prepared = []
             for item in batch:
@@ -173,25 +214,34 @@ def _render_streaming(prepared: Sequence[PreparedItem], job: dict[str, Any], fol
         if on_item:
             on_item(1)
 
+    cancel = threading.Event()
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(render_batch, job, folder, blender=blender, timeout_s=config.farm.timeout_s,
-                             on_item=reported)
-        done: set[int] = set()
-        for p, item in zip(prepared, job["items"]):
-            while item["item_id"] not in done and not future.done():
-                with contextlib.suppress(queue.Empty):
-                    done.add(finished.get(timeout=0.2))
-            if item["item_id"] in done:
-                yield p, item_result(item)
-            else:  # the batch is over: its result (or its RenderError, which aborts the task)
-                yield p, future.result()[item["item_id"]]
-        future.result()
+                             on_item=reported, cancel=cancel)
+        try:
+            done: set[int] = set()
+            for p, item in zip(prepared, job["items"]):
+                while item["item_id"] not in done and not future.done():
+                    with contextlib.suppress(queue.Empty):
+                        done.add(finished.get(timeout=0.2))
+                if item["item_id"] in done:
+                    yield p, item_result(item)
+                else:  # the batch is over: its result (or its RenderError, which aborts the task)
+                    yield p, future.result()[item["item_id"]]
+            future.result()
+        finally:
+            # An error or Ctrl-C here must not wait for Blender to finish the batch: stop it.
+            if not future.done():
+                cancel.set()
 
 
 def _write_item(config: RenderConfig, p: PreparedItem, result: RenderedItem | ItemFailure | None,
                 writers: dict[str, ShardWriter], summary: TaskSummary, dropped: Counter,
                 skipped: Counter) -> None:
     """One rendered item's samples into its split's shard (or its failure into the counts)."""
+    if result is None:  # reported, yet neither its arrays nor its error report are there
+        skipped["no output"] += 1
+        return
     if isinstance(result, ItemFailure):
         skipped[_reason_key(result.reason)] += 1
         return

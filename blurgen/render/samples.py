@@ -14,10 +14,10 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from blurgen.color import srgb_to_linear
+from blurgen.color import linear_to_srgb_uint8, srgb_to_linear
 from blurgen.errors import BlurgenError
 from blurgen.render.camera import Camera
-from blurgen.render.compose import composite, crop_background, load_background, to_srgb_uint8, window_layer, window_starts
+from blurgen.render.compose import composite, crop_background, load_background, window_layer, window_starts
 from blurgen.render.config import NUM_INSTANTS, RenderConfig
 from blurgen.render.labels import bbox_of, blur_level, blur_severity, filter_reason
 from blurgen.render.plan import STREAM_BACKGROUND, STREAM_CYCLES, STREAM_TRAJECTORY, Plan, WorkItem
@@ -99,10 +99,9 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
 
     Images that a filter rejects are counted in ``dropped`` by reason, never dropped silently.
     """
-    windows = ([(-1, 0)] if config.images.sharp else []) + blurred_windows(config)
-    if len(windows) > int(config.images.sharp):
-        layers, first_layer = rendered["layers"], int(rendered["layer_indices"][0])
-        silhouette_of = {int(t): sil for t, sil in zip(rendered["silhouette_instants"], rendered["silhouettes"])}
+    windows = ([(-1, 0)] if config.images.sharp else []) + blurred_windows(config)  # max_window >= 1
+    layers, first_layer = rendered["layers"], int(rendered["layer_indices"][0])
+    silhouette_of = {int(t): sil for t, sil in zip(rendered["silhouette_instants"], rendered["silhouettes"])}
     for start, count in windows:
         if count == 0:
             layer, first, last = rendered["sharp"], None, None
@@ -126,7 +125,7 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
 def sample_dict(config: RenderConfig, prepared: PreparedItem, layer: np.ndarray, alpha: np.ndarray,
                 severity: float, start: int, count: int, t0: float, t1: float) -> dict[str, Any]:
     item, camera = prepared.item, camera_of(config)
-    image = to_srgb_uint8(composite(layer, prepared.background_linear))
+    image = linear_to_srgb_uint8(composite(layer, prepared.background_linear))
     window = "sharp" if count == 0 else f"k{count:02d}s{start:02d}"
     return {
         "image": image,

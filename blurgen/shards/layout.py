@@ -8,7 +8,10 @@ for people.
 
 from __future__ import annotations
 
+import os
 import re
+import socket
+from pathlib import Path
 from typing import Any
 
 import h5py
@@ -57,8 +60,34 @@ def parse_shard_filename(name: str) -> tuple[str, int, int] | None:
 
 
 def temp_name(final_name: str) -> str:
-    """The name a shard has while it is written: hidden and not ending in ``.h5``."""
-    return f".{final_name}{TEMP_SUFFIX}"
+    """The name a shard has while this process writes it: hidden, not ``*.h5``, and this
+    host's and process's own, so two attempts at the same task (a requeued job whose first
+    run still lives) never write into one file."""
+    return f".{final_name}.{socket.gethostname()}-{os.getpid()}{TEMP_SUFFIX}"
+
+
+def stale_temps(folder: Path, final_name: str) -> list[Path]:
+    """Temporary files of this shard left by writers that are dead: on this host, by a process
+    that no longer runs (a SIGKILLed or preempted task). Another host's are left alone: its
+    writer may still be alive."""
+    host = socket.gethostname()
+    stale = []
+    for path in folder.glob(f".{final_name}.*{TEMP_SUFFIX}"):
+        owner = path.name[len(final_name) + 2:-len(TEMP_SUFFIX)]
+        owner_host, _, pid = owner.rpartition("-")
+        if owner_host == host and pid.isdigit() and not _alive(int(pid)):
+            stale.append(path)
+    return stale
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def filter_kwargs(compression: str, level: int | None) -> dict[str, Any]:

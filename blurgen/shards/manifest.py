@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import json
 import os
+import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -143,7 +144,13 @@ def _locked(folder: str | Path) -> Iterator[None]:
     # The lock file stays in place: deleting it would let two processes lock different inodes.
     fd = os.open(Path(folder) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as exc:  # e.g. Lustre mounted without flock: ENOSYS / ENOLCK
+            # Go on unlocked: the replace stays atomic, at worst a concurrent task's entry is
+            # lost, and `blurgen shards index` rebuilds the manifest from the shards.
+            warnings.warn(f"cannot lock {Path(folder) / LOCK_NAME} ({exc.strerror}); updating "
+                          "manifest.json unlocked: run `blurgen shards index` after the job", stacklevel=3)
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the lock

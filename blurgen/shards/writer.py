@@ -31,6 +31,7 @@ from blurgen.shards.layout import (
     SMALL_CHUNK_MAX_ROWS,
     filter_kwargs,
     shard_filename,
+    stale_temps,
     temp_name,
 )
 from blurgen.shards.manifest import (
@@ -91,9 +92,9 @@ class ShardWriter:
             "created_by": f"blurgen {__version__} (h5py {h5py.__version__}, HDF5 {h5py.version.hdf5_version})",
         }
         self.out_dir.mkdir(parents=True, exist_ok=True)
+        for stale in stale_temps(self.out_dir, self.path.name):  # left by killed earlier attempts
+            stale.unlink(missing_ok=True)
         self._tmp = self.out_dir / temp_name(self.path.name)
-        # A temporary file of this shard can only be left over by a killed earlier attempt.
-        self._tmp.unlink(missing_ok=True)
         # Locking off: the temporary name is this writer's alone, and flock fails on some
         # network file systems that farms write to. track_times=False here (root group) and on
         # every dataset: h5py's default today, spelled out because a stored time would make two
