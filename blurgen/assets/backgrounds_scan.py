@@ -222,34 +222,19 @@ def scan_backgrounds(
     progress: bool = False,
     name: str = "backgrounds",
     license: str = "unknown (see the source collection)",  # noqa: A002 - the manifest's word
+    files: Sequence[str] | None = None,
 ) -> BackgroundScan:
-    """Scan every image below ``root``; the manifest's ``data_dir`` is ``root`` (absolute)."""
+    """Scan every image below ``root`` (or only ``files``: POSIX paths relative to ``root``, in
+    the order duplicates are kept); the manifest's ``data_dir`` is ``root`` (absolute)."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise BlurgenError(f"background folder not found: {root}")
     root = root.resolve()
-    rels = find_images(root)
+    rels = list(files) if files is not None else find_images(root)
     if not rels:
         raise BlurgenError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) found below {root}")
-    return scan_background_files(root, rels, min_width, min_height, max_distance, jobs, progress,
-                                 name, license)
-
-
-def scan_background_files(
-    root: Path,
-    rels: Sequence[str],
-    min_width: int = DEFAULT_MIN_WIDTH,
-    min_height: int = DEFAULT_MIN_HEIGHT,
-    max_distance: int = DEFAULT_MAX_DISTANCE,
-    jobs: int = 1,
-    progress: bool = False,
-    name: str = "backgrounds",
-    license: str = "unknown (see the source collection)",  # noqa: A002
-) -> BackgroundScan:
-    """Scan the given images (POSIX paths relative to ``root``, in the order duplicates are kept)."""
     if not 0 <= max_distance < 64:
         raise BlurgenError(f"max_distance must be in 0..63 bits, got {max_distance}")
-    rels = list(rels)
     metas = _scan_all(root, rels, min_width, min_height, jobs, progress)
     ids = asset_ids(rels)
 

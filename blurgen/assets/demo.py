@@ -31,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blurgen.assets.backgrounds_scan import scan_background_files
+from blurgen.assets.backgrounds_scan import scan_backgrounds
 from blurgen.assets.config import KIND, DemoAssetsConfig
 from blurgen.assets.demo_backgrounds import make_background
 from blurgen.assets.demo_objects import TEMPLATES, build_object
@@ -141,7 +141,7 @@ def make_demo_assets(out_dir: str | Path, config: DemoAssetsConfig | None = None
     backgrounds = AssetManifest(BACKGROUNDS_NAME, DEMO_VERSION, ".", {})
     if rels:
         # Sizes are whatever the config asked for, so no minimum; duplicates are still checked.
-        scan = scan_background_files(out / "backgrounds", rels, min_width=1, min_height=1)
+        scan = scan_backgrounds(out / "backgrounds", min_width=1, min_height=1, files=rels)
         for asset_id, entry in scan.manifest.assets.items():
             backgrounds.assets[asset_id] = dict(entry, path=f"backgrounds/{entry['path']}", license=LICENSE)
     backgrounds.save(out / "backgrounds.json")
