@@ -10,7 +10,7 @@ from blurgen.assets import AssetManifest
 from blurgen.config import resolve_config
 from blurgen.errors import BlurgenError
 from blurgen.render.config import RenderConfig
-from blurgen.render.farm import task_index_from
+from blurgen.farm import task_index_from
 from blurgen.render.plan import DISTRACTOR_ID_OFFSET, make_plan
 
 

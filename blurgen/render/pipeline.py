@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import queue
 import shutil
@@ -20,16 +19,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import h5py
-
 from blurgen.config import to_json
-from blurgen.errors import BlurgenError
+from blurgen.farm import progress_bar, refuse_other_jobs, run_tasks, task_index_from
 from blurgen.render.blender import ItemFailure, RenderedItem, item_result, render_batch
 from blurgen.render.config import SCHEMA, RenderConfig
-from blurgen.render.farm import run_tasks, task_index_from
 from blurgen.render.plan import Plan, WorkItem, check_task, load_manifests, make_plan
 from blurgen.render.samples import PreparedItem, SkipItem, item_samples, needed_renders, prepare_item
 from blurgen.shards import ShardWriter, shard_filename, shard_is_complete
+
+
+# Settings that change how a job runs, not what its shards hold: a re-run may change them.
+RUN_ONLY = {"farm": ("batch_size", "timeout_s"), "output": ("preview",)}
 
 
 @dataclasses.dataclass
@@ -100,14 +100,14 @@ def render_dataset(config: RenderConfig, out_dir: str | Path, *, task_index: int
     plan = make_plan(config, objects, backgrounds)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    refuse_other_jobs(out_dir, to_json(config))
+    refuse_other_jobs(out_dir, to_json(config), RUN_ONLY)
     tasks = [index] if index is not None else list(range(num_tasks))
     # the cores this process may use (a farm slot, not the whole node), shared by the jobs
     threads = max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
 
     if jobs <= 1:
-        with _progress(len(plan.items) if index is None else len(plan.task_items(index, num_tasks)),
-                       progress) as advance:
+        with progress_bar(len(plan.items) if index is None else len(plan.task_items(index, num_tasks)),
+                          "traj", "render", progress) as advance:
             summaries = [run_task(config, plan, out_dir, t, num_tasks, blender=blender, threads=threads,
                                   on_item=advance) for t in tasks]
     else:
@@ -119,37 +119,6 @@ def render_dataset(config: RenderConfig, out_dir: str | Path, *, task_index: int
 
         preview = preview_shards(out_dir, out_dir / "preview.png")
     return RenderSummary(out_dir, summaries, preview)
-
-
-# Settings that change how a job runs, not what its shards hold: a re-run may change them.
-_RUN_ONLY = {"farm": ("batch_size", "timeout_s"), "output": ("preview",)}
-
-
-def job_identity(config_json: str) -> dict[str, Any]:
-    """A shard's config without the settings that do not change its samples."""
-    config = json.loads(config_json)
-    for section, keys in _RUN_ONLY.items():
-        for key in keys:
-            config.get(section, {}).pop(key, None)
-    return config
-
-
-def refuse_other_jobs(out_dir: Path, config_json: str) -> None:
-    """Stop when ``out_dir`` holds shards of another job (other config, seed or task count).
-
-    Finished shards are skipped on a re-run; one made with other settings must not be taken
-    for this job's (nor its samples mixed with this job's by the reader).
-    """
-    ours = job_identity(config_json)
-    for path in sorted(out_dir.glob("*.h5")):
-        try:
-            with h5py.File(path, "r") as f:
-                other = f.attrs.get("config")
-        except OSError:
-            continue  # not a readable shard: verification deals with it
-        if other is not None and job_identity(other) != ours:
-            raise BlurgenError(f"{out_dir} holds shards of another job ({path.name} has another config, "
-                               "seed or task count): choose a new --out, or delete them to start over")
 
 
 def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, num_tasks: int, *,
@@ -285,11 +254,3 @@ def batches(items: Sequence[WorkItem], size: int) -> Iterator[Sequence[WorkItem]
 def _reason_key(reason: object) -> str:
     """A short, countable reason: the text before any detail in parentheses or after a colon."""
     return str(reason).split(":")[0].split(" (")[0].strip() or "unknown"
-
-
-@contextlib.contextmanager
-def _progress(total: int, enabled: bool) -> Iterator[Callable[[int], None]]:
-    from tqdm import tqdm
-
-    with tqdm(total=total, unit="traj", desc="render", disable=not enabled or None) as bar:
-        yield bar.update

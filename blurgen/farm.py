@@ -8,8 +8,13 @@ the cluster's own array mechanism (or joblib's Dask/Ray backends) does.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
-from typing import Callable, Mapping, Sequence, TypeVar
+from pathlib import Path
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+
+import h5py
 
 from blurgen.errors import BlurgenError
 
@@ -45,3 +50,42 @@ def run_tasks(run_one: Callable[[int], T], tasks: Sequence[int], jobs: int) -> l
     from joblib import Parallel, delayed
 
     return Parallel(n_jobs=jobs, backend="loky")(delayed(run_one)(t) for t in tasks)
+
+
+def job_identity(config_json: str, run_only: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """A shard's config without the settings (``{section: keys}``) that do not change its samples."""
+    config = json.loads(config_json)
+    for section, keys in run_only.items():
+        for key in keys:
+            config.get(section, {}).pop(key, None)
+    return config
+
+
+def refuse_other_jobs(out_dir: Path, config_json: str,
+                      run_only: Mapping[str, Sequence[str]] | None = None) -> None:
+    """Stop when ``out_dir`` holds shards of another job (other config, seed or task count).
+
+    Finished shards are skipped on a re-run; one made with other settings must not be taken
+    for this job's (nor its samples mixed with this job's by the reader). Settings named in
+    ``run_only`` (how a job runs, not what it makes) may differ.
+    """
+    run_only = run_only or {}
+    ours = job_identity(config_json, run_only)
+    for path in sorted(Path(out_dir).glob("*.h5")):
+        try:
+            with h5py.File(path, "r") as f:
+                other = f.attrs.get("config")
+        except OSError:
+            continue  # not a readable shard: verification deals with it
+        if other is not None and job_identity(other, run_only) != ours:
+            raise BlurgenError(f"{out_dir} holds shards of another job ({path.name} has another config, "
+                               "seed or task count): choose a new --out, or delete them to start over")
+
+
+@contextlib.contextmanager
+def progress_bar(total: int, unit: str, desc: str, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A tqdm bar as an ``advance(n)`` callable; quiet when ``enabled`` is false or not a terminal."""
+    from tqdm import tqdm
+
+    with tqdm(total=total, unit=unit, desc=desc, disable=not enabled or None) as bar:
+        yield bar.update

@@ -1,0 +1,1 @@
+"""Optical flow utilities shared by the generators: metrics, .flo files, estimators, warping."""

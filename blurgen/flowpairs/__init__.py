@@ -1,0 +1,1 @@
+"""``blurgen flowpairs``: blurred images from averaged frames, paired with first->last flow."""
