@@ -14,7 +14,8 @@ import click
 
 from blurgen import __version__
 from blurgen.cli.assets_cmd import assets
-from blurgen.cli.generators_cmd import composite, flowpairs
+from blurgen.cli.composite_cmd import composite
+from blurgen.cli.flowpairs_cmd import flowpairs
 from blurgen.cli.render_cmd import render
 from blurgen.cli.shards_cmd import shards
 from blurgen.errors import BlurgenError
