@@ -47,3 +47,4 @@ def test_installed_wheel_finds_its_resources_outside_the_source_tree(wheel, tmp_
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, check=True,
                          capture_output=True, text=True).stdout.split()
     assert out == [str(site / "blurgen" / "_blender_scripts"), str(site / "blurgen" / "_assets_manifest")]
+
