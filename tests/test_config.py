@@ -25,6 +25,7 @@ class Job:
     name: str | None = option(None, "optional name")
     synsets: tuple[str, ...] = option((), "ShapeNet synset ids")
     flow: bool = option(False, "also write flow")
+    extent: tuple[float, ...] = option((1.0, 4.0), "blur extent range, pixels", min=0.0, span=True)
     cycles: Cycles = option(doc="Cycles settings", default_factory=Cycles)
 
 
@@ -66,6 +67,9 @@ def test_file_then_set_precedence(tmp_path):
     ("cycles.device=gpus", "config key 'cycles.device' is 'gpus'; allowed: cpu, gpu (did you mean 'gpu'?)"),
     ("size=[64]", "config key 'size' needs at least 2 item(s), got 1"),
     ("size=[64, 0]", "config key 'size[1]' must be >= 1, got 0"),
+    ("extent=[5, 2]", "config key 'extent' must be a range [min, max] with min <= max, got [5.0, 2.0]"),
+    ("extent=[1, 2, 3]", "config key 'extent' must be a range [min, max] with min <= max"),
+    ("extent=[-1, 2]", "config key 'extent[0]' must be >= 0.0, got -1.0"),
     ("cycles=5", "section 'cycles' must be a mapping"),
     ("seed", "--set expects key=value, got 'seed'"),
 ])

@@ -184,6 +184,9 @@ def _check_value(key: str, value: Any, tp: Any, meta: Mapping[str, Any]) -> Any:
         items = tuple(_check_scalar(f"{key}[{i}]", v, item_tp, meta) for i, v in enumerate(value))
         if meta.get("min_len") is not None and len(items) < meta["min_len"]:
             raise ConfigError(f"config key '{key}' needs at least {meta['min_len']} item(s), got {len(items)}")
+        if meta.get("span") and (len(items) != 2 or items[0] > items[1]):
+            raise ConfigError(f"config key '{key}' must be a range [min, max] with min <= max, "
+                              f"got {list(items)}")
         return items
     return _check_scalar(key, value, tp, meta)
 

@@ -21,13 +21,17 @@ def option(
     min: float | None = None,  # noqa: A002 - reads naturally at the call site
     max: float | None = None,  # noqa: A002
     min_len: int | None = None,
+    span: bool = False,
     default_factory: Callable[[], Any] | None = None,
 ) -> Any:
-    """A documented config field. ``min``/``max`` apply to numbers and to list items."""
+    """A documented config field. ``min``/``max`` apply to numbers and to list items.
+
+    ``span``: the value is a ``[min, max]`` pair of numbers with min <= max (a sampling range).
+    """
     if not doc:
         raise ValueError("every config field needs a doc string")
     metadata = {"doc": doc, "choices": tuple(choices) if choices else None,
-                "min": min, "max": max, "min_len": min_len}
+                "min": min, "max": max, "min_len": min_len, "span": span}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
