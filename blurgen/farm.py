@@ -89,3 +89,15 @@ def progress_bar(total: int, unit: str, desc: str, enabled: bool = True) -> Iter
 
     with tqdm(total=total, unit=unit, desc=desc, disable=not enabled or None) as bar:
         yield bar.update
+
+
+def task_block(items: Sequence[T], task_index: int, num_tasks: int) -> Sequence[T]:
+    """Task ``task_index`` of ``num_tasks`` takes a contiguous block of the plan's items.
+
+    Contiguous blocks keep the items of one source (a photo, a video, an object) together, so
+    a task loads each source once; block sizes differ by at most one item.
+    """
+    if num_tasks < 1 or not 0 <= task_index < num_tasks:
+        raise BlurgenError(f"task index {task_index} is outside 0..{num_tasks - 1} (num_tasks {num_tasks})")
+    n = len(items)
+    return items[task_index * n // num_tasks:(task_index + 1) * n // num_tasks]
