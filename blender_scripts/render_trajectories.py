@@ -18,7 +18,7 @@ Job JSON (written by the parent; keys marked * are optional)::
                 "scale": 0.8, "positions": [[x, y, z] * 24], "axis": [ax, ay, az],
                 "angles": [24 radians], "base_quat": [w, x, y, z], "seed": 12345,
                 "renders": {"sub_intervals": true, "sharp": true, "silhouettes": true,
-                            "windows"*: [[start, count], ...]}}, ...],
+                            "windows"*: [[start, count], ...], "coords"*: false}}, ...],
      "_test_crash_after"*: n, "_test_hang_after"*: n}
 
 Conventions (the parent's projection code relies on every one of them):
@@ -44,7 +44,16 @@ Conventions (the parent's projection code relies on every one of them):
   less than pi; the mesh gets enough motion steps that one step turns by at most pi/8 (GPU
   kernels nlerp instead of slerp; that small a step keeps their error negligible).
 * Render seeds: ``(seed + index) % 2**31`` with index 0..22 the sub-intervals, 23 the sharp
-  render, 24..47 the silhouettes (instant = index - 24), 48 + w the w-th window.
+  render, 24..47 the silhouettes (instant = index - 24), 48 + w the w-th window, 2**20 + t the
+  coordinate render at instant t.
+* Coordinate renders (for exact optical flow in the parent): no motion blur, 1 sample, no
+  bounces, pixel filter width 0.01 px, denoising off, and one material for every surface that
+  emits its own object coordinates (Texture Coordinate "Object" -> Emission, strength 1). The
+  filter leaves each pixel's single camera ray no room to stray from the pixel centre, so a
+  pixel holds the object coordinates of the surface point seen at its centre, not a blend (or
+  transparent black: alpha is 0 or 1; measured: the coordinates reproject onto the pixel
+  centres within 1e-5 px). Emission seen directly is not clamped (``sample_clamp_direct`` 0)
+  and the EXR keeps negative values, so the film carries the coordinates unchanged.
 * Lighting: the world colour (``ambient`` grey, strength 1) lights the object from all sides and
   one sun of ``sun_strength`` (W/m^2) shines along ``sun_direction`` (the direction the light
   travels, in camera coordinates). The film is transparent, so neither shows in the image.
@@ -68,6 +77,10 @@ images are linear scene-referred, premultiplied RGBA, rows top to bottom:
 * ``cycles_seconds`` float64 scalar: wall time spent inside Cycles' render calls for this item
 * ``windows`` float32 (n, H, W, 4) and ``window_spans`` int32 (n, 2) = [start, count]: direct
   motion-blurred renders over [start, start + count] (only when windows are asked for)
+* ``coords`` float32 (m, H, W, 3): object coordinates (the OBJ file's) of the surface seen at
+  each pixel centre, 0 where no surface is; ``coord_hits`` bool (m, H, W): a surface is seen
+  there; ``coord_instants`` int32 (m,): the instants (``coords``: false (the default), true for
+  all 24, or a list)
 
 An item that cannot be rendered (mesh fails to import or has no faces, a referenced material
 library or texture image that does not load, bad item values) gets ``<out>.error.json``
@@ -101,6 +114,8 @@ SHARP_INSTANT = (INSTANTS - 1) / 2  # 11.5, the trajectory centre
 SHARP_INDEX = SUB_INTERVALS  # render index (seed offset) of the sharp render
 SILHOUETTE_INDEX0 = SHARP_INDEX + 1
 WINDOW_INDEX0 = SILHOUETTE_INDEX0 + INSTANTS
+COORD_INDEX0 = 2**20  # above any window index: a job never has a million windows per item
+COORD_FILTER_WIDTH = 0.01  # px: Blender's smallest; the one sample per pixel is at its centre
 MAX_STEP_ANGLE = math.pi / 8  # most rotation Cycles interpolates within one motion step
 MAX_MOTION_STEPS = 8  # 2**8 segments: 32 full turns per shutter at MAX_STEP_ANGLE
 SEED_MODULUS = 2**31
@@ -440,7 +455,8 @@ def parse_item(item: dict) -> dict:
             "sub_intervals": _indices(renders.get("sub_intervals", True), SUB_INTERVALS, "sub_intervals"),
             "sharp": bool(renders.get("sharp", True)),
             "silhouettes": _indices(renders.get("silhouettes", True), INSTANTS, "silhouettes"),
-            "windows": windows}
+            "windows": windows,
+            "coords": _indices(renders.get("coords", False), INSTANTS, "coords")}
 
 
 def _indices(value, n: int, name: str) -> list[int]:
@@ -518,6 +534,7 @@ class Renderer:
         self.silhouette_samples = int(job.get("silhouette_samples", 1))
         self.width, self.height = int(job["width"]), int(job["height"])
         self.flat = bpy.data.materials.new("blurgen_silhouette")  # see silhouette()
+        self.coords_material = None  # made on first use, see coordinates()
         self.cycles_seconds = 0.0  # wall time inside Cycles' render call, per item
 
     def render(self, folder: str, seed: int, *, frame: float, shutter: int | None = None,
@@ -556,6 +573,50 @@ class Renderer:
             scene.cycles.samples, scene.cycles.max_bounces = self.samples, self.max_bounces
             layer.material_override = None
         return rgba[..., 3] >= 0.5
+
+    def coordinates(self, folder: str, seed: int, instant: int) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, 3) float32 object coordinates of the surface at each pixel centre, (H, W) hits.
+
+        One sample per pixel through its centre (filter width COORD_FILTER_WIDTH), no bounces,
+        no denoiser, every surface emitting its own object coordinates: see the module doc.
+        """
+        layer, cyc = bpy.context.view_layer, self.scene.cycles
+        if self.coords_material is None:
+            self.coords_material = _coordinate_material()
+        settings = {"samples": 1, "max_bounces": 0, "filter_width": COORD_FILTER_WIDTH,
+                    "use_denoising": False, "use_adaptive_sampling": False, "sample_clamp_direct": 0.0}
+        saved = {name: getattr(cyc, name) for name in settings}
+        for name, value in settings.items():
+            setattr(cyc, name, value)
+        layer.material_override = self.coords_material
+        try:
+            rgba = self.render(folder, seed, frame=FRAME0 + instant)
+        finally:
+            for name, value in saved.items():
+                setattr(cyc, name, value)
+            layer.material_override = None
+        hits = rgba[..., 3] >= 0.5
+        # alpha is exactly 1 where the single sample hits an (opaque) surface; the division
+        # only guards the contract against a partial alpha.
+        coords = np.where(hits[..., None], rgba[..., :3] / np.maximum(rgba[..., 3:], 1e-12), 0.0)
+        return coords.astype(np.float32), hits
+
+
+def _coordinate_material():
+    """A material whose emitted colour is the shading point's object coordinates."""
+    mat = bpy.data.materials.new("blurgen_coordinates")
+    if mat.node_tree is None:  # older Blenders make a node tree only on request
+        mat.use_nodes = True
+    nodes, links = mat.node_tree.nodes, mat.node_tree.links
+    for node in list(nodes):
+        nodes.remove(node)
+    output = nodes.new("ShaderNodeOutputMaterial")
+    coords = nodes.new("ShaderNodeTexCoord")
+    emission = nodes.new("ShaderNodeEmission")
+    emission.inputs["Strength"].default_value = 1.0
+    links.new(coords.outputs["Object"], emission.inputs["Color"])
+    links.new(emission.outputs["Emission"], output.inputs["Surface"])
+    return mat
 
 
 def read_exr(path: str, width: int, height: int) -> np.ndarray:
@@ -652,6 +713,10 @@ def render_item(renderer: Renderer, rig: Rig, pose: dict, out: str) -> None:
                 renderer.render(tmp, seed + WINDOW_INDEX0 + w, frame=FRAME0 + s, shutter=c, **moving)
                 for w, (s, c) in enumerate(pose["windows"])])
             arrays["window_spans"] = np.array(pose["windows"], dtype=np.int32)
+        if pose["coords"]:
+            coords, hits = zip(*(renderer.coordinates(tmp, seed + COORD_INDEX0 + t, t) for t in pose["coords"]))
+            arrays["coords"], arrays["coord_hits"] = np.stack(coords), np.stack(hits)
+            arrays["coord_instants"] = np.array(pose["coords"], dtype=np.int32)
         arrays["cycles_seconds"] = np.array(renderer.cycles_seconds)
         write_npz_atomic(out, arrays)
     finally:

@@ -200,10 +200,11 @@ def geometry_items(meshes: dict, out: Path) -> list[dict]:
     square_path, _ = meshes["square"]
     return [
         # 1: the arm flies across, turning about a tilted axis, with a base rotation of 90 degrees
-        # about z (the arm, +x in the file, starts pointing up) and a scale.
+        # about z (the arm, +x in the file, starts pointing up) and a scale. Two coordinate
+        # layers (for flow; tests/test_render_flow.py) join the byte-identical re-run check.
         item(1, arm_path, out, positions=line((-0.35, -0.1, -3.0), (0.4, 0.15, -2.6)),
              angles=np.linspace(0.0, 1.2, INSTANTS), axis=(0.3, 0.4, 1.0),
-             base_quat=(math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)), scale=0.9),
+             base_quat=(math.cos(math.pi / 4), 0, 0, math.sin(math.pi / 4)), scale=0.9, coords=[0, 23]),
         # 2: the square slides parallel to the image plane (projection affine in t: the centroid
         # moves by equal steps). Odd edge positions leave partially covered pixels.
         item(2, square_path, out, positions=line((-0.8, -0.13, -3.0), (0.75, 0.21, -3.0)), silhouettes=False),

@@ -51,7 +51,7 @@ class RenderedItem:
     path: Path
 
     def load(self) -> dict[str, np.ndarray]:
-        """The item's arrays: ``layers``, ``sharp``, ``silhouettes`` (and ``windows``) as asked."""
+        """The item's arrays: ``layers``, ``sharp``, ``silhouettes`` (``windows``, ``coords``) as asked."""
         with np.load(self.path) as data:
             return {name: data[name] for name in data.files}
 

@@ -7,6 +7,7 @@ paper (Zou et al., ECCV 2024, §4.1).
 from __future__ import annotations
 
 from blurgen.config import option, section
+from blurgen.config.common import OutputSection
 
 KIND = "render"
 SCHEMA = "blurgen.render/1"
@@ -63,6 +64,9 @@ class ImagesSection:
     windows: str = option("centred", "which windows of each length: 'centred' on the trajectory (one per "
                                      "k) or 'all' positions", choices=("centred", "all"))
     sharp: bool = option(True, "also write the sharp image at the trajectory centre (window count 0)")
+    flow: bool = option(False, "also write exact flow_fwd/flow_bwd/flow_valid between each image's "
+                               "window endpoints (from the poses and a per-pixel object-coordinate "
+                               "render at each endpoint; the sharp image gets zero flow)")
 
 
 @section
@@ -97,14 +101,6 @@ class SplitSection:
     val: float = option(0.15, "share for validation (rounded down); the rest is test", min=0.0, max=1.0)
     queries_per_object: int = option(1, "trajectories of each test object that are queries; the rest "
                                         "form the database (the paper: 20)", min=0)
-
-
-@section
-class OutputSection:
-    compression: str = option("gzip", "shard compression", choices=("gzip", "zstd", "none"))
-    compression_level: int | None = option(None, "compression level; null: the format's default",
-                                           min=0, max=22)
-    preview: bool = option(True, "write preview.png (a contact sheet) when all tasks ran here")
 
 
 @section

@@ -240,7 +240,9 @@ def blender_job(config: RenderConfig, plan: Plan, prepared: Sequence[PreparedIte
             "out": str(work / f"item-{p.item.item_id:013d}.npz"),
             **p.trajectory.to_job(),
             "seed": p.cycles_seed,
-            "renders": {"sub_intervals": layers, "sharp": config.images.sharp, "silhouettes": silhouettes},
+            "renders": {"sub_intervals": layers, "sharp": config.images.sharp, "silhouettes": silhouettes,
+                        # the flow's object-coordinate layers, at the windows' endpoints
+                        **({"coords": silhouettes} if config.images.flow else {})},
         } for p in prepared],
     }
 

@@ -3,7 +3,9 @@
 Blender has rendered the 23 sub-interval layers, the sharp frame and 24 silhouettes of one work
 item (premultiplied linear RGBA). Every blurred image is the mean of k consecutive layers; it is
 composited over the item's background crop in linear light, labelled (Eq. 5 and 6 of the
-blur-retrieval paper, bbox) and filtered (coverage, silhouette IoU) here, in numpy.
+blur-retrieval paper, bbox) and filtered (coverage, silhouette IoU) here, in numpy. With
+``images.flow`` each kept image also gets the exact flow between its window's endpoints
+(:mod:`blurgen.render.flow`), from the per-pixel object coordinates Blender rendered there.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from blurgen.errors import BlurgenError
 from blurgen.render.camera import Camera
 from blurgen.render.compose import composite, crop_background, load_background, window_layer, window_starts
 from blurgen.render.config import NUM_INSTANTS, RenderConfig
+from blurgen.render.flow import still_flow, window_flow
 from blurgen.render.labels import bbox_of, blur_level, blur_severity, filter_reason
 from blurgen.render.plan import STREAM_BACKGROUND, STREAM_CYCLES, STREAM_TRAJECTORY, Plan, WorkItem
 from blurgen.render.trajectory import Trajectory, sample_trajectory
@@ -83,7 +86,8 @@ def needed_renders(config: RenderConfig) -> tuple[list[int], list[int]]:
     """The sub-intervals (a contiguous run) and silhouette instants the windows use.
 
     Rendering only these is most of blurgen's speed: centred windows k = 1..10 need sub-intervals
-    6..15 (10 of 23) and 11 silhouettes (the windows' endpoints), not all 23 and 24.
+    6..15 (10 of 23) and 11 silhouettes (the windows' endpoints), not all 23 and 24. With
+    ``images.flow`` the object-coordinate layers are rendered at the silhouette instants too.
     """
     windows = blurred_windows(config)
     if not windows:
@@ -102,6 +106,9 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
     windows = ([(-1, 0)] if config.images.sharp else []) + blurred_windows(config)  # max_window >= 1
     layers, first_layer = rendered["layers"], int(rendered["layer_indices"][0])
     silhouette_of = {int(t): sil for t, sil in zip(rendered["silhouette_instants"], rendered["silhouettes"])}
+    coords_of = ({int(t): (c, h) for t, c, h in zip(rendered["coord_instants"], rendered["coords"],
+                                                    rendered["coord_hits"])}
+                 if config.images.flow else {})
     for start, count in windows:
         if count == 0:
             layer, first, last = rendered["sharp"], None, None
@@ -119,7 +126,20 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
         if reason is not None:
             dropped[reason] += 1
             continue
-        yield sample_dict(config, prepared, layer, alpha, severity, start, count, t0, t1)
+        sample = sample_dict(config, prepared, layer, alpha, severity, start, count, t0, t1)
+        if config.images.flow:
+            sample.update(sample_flow(config, sample, coords_of, start, count))
+        yield sample
+
+
+def sample_flow(config: RenderConfig, sample: dict[str, Any], coords_of: dict[int, tuple[np.ndarray, np.ndarray]],
+                start: int, count: int) -> dict[str, np.ndarray]:
+    """``flow_fwd``, ``flow_bwd``, ``flow_valid`` of a sample (zero and valid for the sharp image)."""
+    if count == 0:
+        return still_flow(config.camera.height, config.camera.width)
+    (coords0, hits0), (coords1, hits1) = coords_of[start], coords_of[start + count]
+    return window_flow(coords0, hits0, sample["pose_start"], coords1, hits1, sample["pose_end"],
+                       sample["intrinsics"])
 
 
 def sample_dict(config: RenderConfig, prepared: PreparedItem, layer: np.ndarray, alpha: np.ndarray,
