@@ -91,3 +91,24 @@ def write_and_hang(folder: str, ready: str, count: int) -> None:
         Path(ready).write_text("written")
         time.sleep(60)
         writer.close()
+
+
+def samples_by_id(folder: Path) -> dict[str, dict]:
+    """Every sample of a folder of shards, by sample_id."""
+    return {s["sample_id"]: s for s in ShardDataset(folder)}
+
+
+def assert_same_samples(a: dict[str, dict], b: dict[str, dict]) -> None:
+    """Two folders hold the same samples, field for field, bit for bit."""
+    assert sorted(a) == sorted(b) and a
+    for sample_id, sample in a.items():
+        for field, value in sample.items():
+            assert np.array_equal(np.asarray(value), np.asarray(b[sample_id][field])), (sample_id, field)
+
+
+def assert_same_shard_bytes(a: Path, b: Path) -> None:
+    """Two folders hold the same shard files, byte for byte."""
+    names = sorted(p.name for p in a.glob("*.h5"))
+    assert names and names == sorted(p.name for p in b.glob("*.h5"))
+    for name in names:
+        assert (a / name).read_bytes() == (b / name).read_bytes(), name

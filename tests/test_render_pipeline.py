@@ -25,6 +25,7 @@ from blurgen.errors import BlurgenError
 from blurgen.render.config import RenderConfig
 from blurgen.render.pipeline import render_dataset
 from blurgen.shards import ShardDataset, verify_dir
+from shard_fixtures import assert_same_samples, assert_same_shard_bytes, samples_by_id
 
 pytestmark = pytest.mark.slow  # every test here launches Blender
 
@@ -47,17 +48,6 @@ def tiny(assets, *sets: str) -> RenderConfig:
         "output.preview=false", "farm.batch_size=2", *sets])
 
 
-def samples_by_id(folder: Path) -> dict[str, dict]:
-    return {s["sample_id"]: s for s in ShardDataset(folder)}
-
-
-def assert_same_samples(a: dict[str, dict], b: dict[str, dict]) -> None:
-    assert sorted(a) == sorted(b) and a
-    for sample_id, sample in a.items():
-        for field, value in sample.items():
-            assert np.array_equal(np.asarray(value), np.asarray(b[sample_id][field])), (sample_id, field)
-
-
 @pytest.fixture(scope="module")
 def reference(assets, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
@@ -70,10 +60,7 @@ def test_same_samples_however_many_tasks_and_same_bytes_on_rerun(assets, referen
     render_dataset(tiny(assets), tmp_path / "three", num_tasks=3, jobs=2, progress=False)  # joblib path
     assert_same_samples(samples_by_id(reference), samples_by_id(tmp_path / "three"))
     render_dataset(tiny(assets), tmp_path / "again", progress=False)
-    shards = sorted(p.name for p in reference.glob("*.h5"))
-    assert shards == sorted(p.name for p in (tmp_path / "again").glob("*.h5"))
-    for name in shards:
-        assert (reference / name).read_bytes() == (tmp_path / "again" / name).read_bytes()
+    assert_same_shard_bytes(reference, tmp_path / "again")
 
 
 def test_stored_pose_and_intrinsics_project_the_mesh_onto_its_pixels(assets, reference):

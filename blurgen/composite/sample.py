@@ -1,0 +1,131 @@
+"""One composite sample: a view of a photo, its chosen instances blurred, and the labels.
+
+Per sample (paper §3.1-3.2): mask-centric (one instance, cropped around it) or image-centric
+(the whole photo, several instances) by ``samples.mask_centric``; each chosen instance gets a
+coverage mode (sharp, full, partial) and, unless sharp, a blur type of the curriculum stage
+(one type for the whole sample before the advanced stage, one per instance in it) and a motion
+extent (subtle or strong). Instances are blurred one after another into the image; the labels
+are the union of the pixels each one changed and the motion extent of the content there.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from blurgen.color import linear_to_srgb_uint8
+from blurgen.composite.blur_types import BlurShape, sample_params
+from blurgen.composite.compose import blur_instance, feather_radius
+from blurgen.composite.config import STAGES, CompositeConfig, allowed_types
+from blurgen.composite.coverage import COVERAGE_MODES, partial_weight
+from blurgen.composite.photometric import apply_photometric
+from blurgen.composite.plan import STREAM_SAMPLE, CompositeItem
+from blurgen.composite.sources import SourceData
+from blurgen.composite.views import View, centred_crop, cut_view, instance_crop
+from blurgen.rng import item_rng
+
+# Image-centric samples skip an instance that shares more than this share of the smaller one's
+# pixels with one already chosen (SAM masks nest: a face inside a person), so that each blurred
+# pixel has one motion and one label.
+MAX_OVERLAP = 0.1
+
+
+def blur_shape(config: CompositeConfig) -> BlurShape:
+    b = config.blur
+    return BlurShape(curvature=tuple(b.curvature), zoom_share=tuple(b.zoom_share),
+                     shake_steps=tuple(int(v) for v in b.shake_steps), band_px=tuple(b.band_px),
+                     readout=tuple(b.readout))
+
+
+def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData) -> dict[str, Any]:
+    """The shard sample of ``item``, drawn from its own random stream."""
+    rng = item_rng(config.seed, item.item_id, STREAM_SAMPLE)
+    s = config.samples
+    present = [i for i, m in enumerate(source.masks) if m.any()]
+    mask_centric = bool(present) and rng.random() < s.mask_centric
+    if mask_centric:
+        focus = present[int(rng.integers(len(present)))]
+        crop = instance_crop(rng, source.masks[focus], tuple(s.crop_scale), tuple(s.crop_aspect))
+    else:
+        crop = centred_crop(source.image.shape[:2], s.width, s.height)
+    view = cut_view(source.image, source.masks, source.mask_names, crop, s.width, s.height)
+    large = [i for i in range(len(view.masks)) if view.masks[i].sum() >= s.min_instance_px]
+    if mask_centric:
+        chosen = [focus] if focus in large else []
+    else:
+        chosen = _pick_instances(rng, view, large, int(rng.integers(1, s.max_instances + 1)))
+
+    types = allowed_types(config)
+    _, mixed_instances = STAGES[config.blur.stage]
+    sample_type = str(rng.choice(types))
+    shape = blur_shape(config)
+    c = config.coverage
+    coverage_p = np.array([c.sharp, c.full, c.partial], float)
+    coverage_p = coverage_p / coverage_p.sum() if coverage_p.sum() > 0 else np.array([0.0, 1.0, 0.0])
+
+    image = view.image.copy()
+    blur_mask = np.zeros(image.shape[:2], bool)
+    extent = np.zeros(image.shape[:2], np.float32)
+    records = []
+    for i in chosen:
+        mask = view.masks[i]
+        coverage = str(rng.choice(COVERAGE_MODES, p=coverage_p))
+        record: dict[str, Any] = {"name": view.names[i], "coverage": coverage, "pixels": int(mask.sum())}
+        records.append(record)
+        if coverage == "sharp":
+            continue
+        kind = str(rng.choice(types)) if mixed_instances else sample_type
+        strength = "subtle" if rng.random() < config.blur.subtle_share else "strong"
+        span = config.blur.subtle_px if strength == "subtle" else config.blur.strong_px
+        params = sample_params(kind, rng, float(rng.uniform(*span)), mask, shape)
+        weight = None
+        if coverage == "partial":
+            weight = partial_weight(rng, mask, float(rng.uniform(*c.partial_area)),
+                                    float(rng.uniform(*c.transition_px)))
+        outcome = blur_instance(image, mask, params,
+                                feather_px=feather_radius(params["extent_px"], config.compositing.feather,
+                                                          config.compositing.feather_max_px),
+                                fill_margin_px=config.compositing.fill_margin_px, weight=weight)
+        image = outcome.image
+        # A later instance is composited over an earlier one: where it changed pixels, its motion is seen.
+        extent = np.where(outcome.changed, outcome.extent, extent)
+        blur_mask |= outcome.changed
+        record.update(strength=strength, params=params, changed_pixels=int(outcome.changed.sum()))
+
+    sharp = view.image
+    photometric: dict[str, Any] = {}
+    if rng.random() < config.photometric.probability:
+        (image, sharp), photometric = apply_photometric(rng, [image, sharp], tuple(config.photometric.exposure_ev),
+                                                        tuple(config.photometric.noise))
+    blurred_types = sorted({r["params"]["type"] for r in records if "params" in r})
+    return {
+        "image": linear_to_srgb_uint8(image),
+        "sharp": linear_to_srgb_uint8(sharp),
+        "blur_mask": blur_mask,
+        "blur_intensity": np.clip(extent / np.float32(config.blur.intensity_max_px), 0.0, 1.0).astype(np.float32),
+        "sample_id": f"composite-s{config.seed}-{item.item_id:09d}",
+        "source_id": source.source_id,
+        "split": item.split,
+        "stage": config.blur.stage,
+        "mode": "mask" if mask_centric else "image",
+        "crop": np.asarray(view.crop, np.int32),
+        "blurred": np.bool_(blur_mask.any()),
+        "blur_types": ",".join(blurred_types),
+        "instances": json.dumps(records, sort_keys=True),
+        "photometric": json.dumps(photometric, sort_keys=True),
+    }
+
+
+def _pick_instances(rng: np.random.Generator, view: View, candidates: list[int], count: int) -> list[int]:
+    """Up to ``count`` of ``candidates`` in random order, skipping ones that overlap a chosen one."""
+    chosen: list[int] = []
+    for i in rng.permutation(np.asarray(candidates, int)) if candidates else []:
+        mask = view.masks[int(i)]
+        if all((mask & view.masks[j]).sum() <= MAX_OVERLAP * min(mask.sum(), view.masks[j].sum())
+               for j in chosen):
+            chosen.append(int(i))
+        if len(chosen) == count:
+            break
+    return chosen

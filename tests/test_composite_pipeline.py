@@ -1,0 +1,252 @@
+"""``blurgen composite`` end to end: exact masks and intensities, sampling rules, determinism, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from blurgen.cli import main
+from blurgen.composite.blur_types import sample_params
+from blurgen.composite.compose import blur_instance
+from blurgen.composite.config import KIND, STAGES, CompositeConfig
+from blurgen.composite.pipeline import composite_dataset
+from blurgen.composite.plan import make_plan
+from blurgen.composite.sources import procedural_refs
+from blurgen.config import resolve_config
+from blurgen.shards import ShardDataset, verify_dir
+from shard_fixtures import assert_same_samples, assert_same_shard_bytes, samples_by_id
+
+TINY = {"sources": {"procedural_count": 4, "procedural_size": [160, 120]},
+        "samples": {"per_source": 3, "width": 96, "height": 80, "min_instance_px": 16}}
+
+
+def tiny(**sections) -> CompositeConfig:
+    overrides = json.loads(json.dumps(TINY))
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values) if isinstance(values, dict) else overrides.update({name: values})
+    return resolve_config(CompositeConfig, KIND, preset="demo", overrides=overrides)
+
+
+def disc(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("reference")
+    summary = composite_dataset(tiny(), out, progress=False)
+    assert sum(t.samples for t in summary.tasks) == 12
+    return out
+
+
+# -- one instance, against the analytic case -----------------------------------------------------
+
+def test_straight_blur_of_a_disc_changes_exactly_its_capsule_with_intensity_L():
+    h, w, L, r = 96, 128, 20.0, 15.0
+    rng = np.random.default_rng(0)
+    image = np.full((h, w, 3), 0.2, np.float32) + rng.uniform(0, 0.05, (h, w, 3)).astype(np.float32)
+    mask = disc(h, w, 64, 48, r)
+    image[mask] = [0.9, 0.1, 0.1]
+    params = sample_params("straight", rng, L, mask)
+    params["angle_deg"] = 0.0  # along x
+    out = blur_instance(image, mask, params, feather_px=0, fill_margin_px=0)
+    # changed = within r of the segment from (64 - L/2, 48) to (64 + L/2, 48), up to a pixel
+    yy, xx = np.mgrid[0:h, 0:w] + 0.5
+    dx = np.clip(xx, 64 - L / 2, 64 + L / 2)
+    capsule_dist = np.hypot(xx - dx, yy - 48)
+    assert out.changed[capsule_dist <= r - 1].all()
+    assert not out.changed[capsule_dist >= r + 1].any()
+    # outside the changed pixels: the input, bit for bit
+    assert np.array_equal(out.image[~out.changed], image[~out.changed])
+    # intensity: L wherever the blurred disc's coverage reaches
+    np.testing.assert_allclose(out.extent[out.changed & (capsule_dist <= r - 1)], L, rtol=1e-4)
+    # the streak's colour: full red along the centre line where every copy overlaps
+    assert np.allclose(out.image[48, 64], [0.9, 0.1, 0.1], atol=1e-4)
+
+
+def test_zero_extent_changes_nothing():
+    image = np.random.default_rng(1).random((40, 40, 3)).astype(np.float32)
+    mask = disc(40, 40, 20, 20, 8)
+    params = sample_params("straight", np.random.default_rng(2), 0.0, mask)
+    out = blur_instance(image, mask, params, feather_px=3, fill_margin_px=2)
+    assert np.array_equal(out.image, image) and not out.changed.any() and not out.extent.any()
+
+
+def test_partial_weight_zero_changes_nothing_and_one_is_full_coverage():
+    rng = np.random.default_rng(3)
+    image = rng.random((64, 64, 3)).astype(np.float32)
+    mask = disc(64, 64, 32, 32, 12)
+    params = sample_params("curved", rng, 10.0, mask)
+    full = blur_instance(image, mask, params, feather_px=2, fill_margin_px=1)
+    none = blur_instance(image, mask, params, feather_px=2, fill_margin_px=1, weight=np.zeros((64, 64), np.float32))
+    ones = blur_instance(image, mask, params, feather_px=2, fill_margin_px=1, weight=np.ones((64, 64), np.float32))
+    assert not none.changed.any() and np.array_equal(none.image, image)
+    assert np.array_equal(ones.changed, full.changed) and np.allclose(ones.image, full.image)
+
+
+def test_removed_instance_leaves_no_sharp_ghost_under_its_streak():
+    """Composited over the image *without* the instance: a far-moved instance's old place shows
+    background, not the instance at (1 - alpha_b) strength."""
+    h, w = 64, 160
+    image = np.full((h, w, 3), 0.5, np.float32)
+    mask = disc(h, w, 40, 32, 10)
+    image[mask] = [0.0, 0.0, 1.0]
+    params = sample_params("straight", np.random.default_rng(4), 60.0, mask)
+    params["angle_deg"] = 0.0
+    out = blur_instance(image, mask, params, feather_px=0, fill_margin_px=1)
+    # at the instance's centre alpha_b = 20/60 (the disc's width over the path): the rest is background grey
+    blue, grey = np.array([0, 0, 1.0]), np.array([0.5, 0.5, 0.5])
+    a = 20.0 / 60.0
+    np.testing.assert_allclose(out.image[32, 40], a * blue + (1 - a) * grey, atol=0.02)
+
+
+# -- samples --------------------------------------------------------------------------------------
+
+def test_outside_the_mask_image_equals_sharp_and_labels_are_consistent(reference):
+    ds = ShardDataset(reference)
+    blurred = 0
+    for sample in ds:
+        mask, image, sharp = sample["blur_mask"], sample["image"], sample["sharp"]
+        assert mask.dtype == bool and mask.shape == image.shape[:2] == (80, 96)
+        assert np.array_equal(image[~mask], sharp[~mask])
+        intensity = sample["blur_intensity"]
+        assert intensity.dtype == np.float32 and 0.0 <= intensity.min() and intensity.max() <= 1.0
+        assert not intensity[~mask].any()
+        instances = json.loads(sample["instances"])
+        assert bool(sample["blurred"]) == mask.any() == any("params" in i for i in instances)
+        for record in instances:
+            if record["coverage"] == "sharp":
+                assert "params" not in record
+        blurred += bool(sample["blurred"])
+    assert blurred >= 4
+
+
+def test_sharp_coverage_only_gives_negatives():
+    config = tiny(coverage={"sharp": 1.0, "full": 0.0, "partial": 0.0})
+    plan = make_plan(config, procedural_refs(4))
+    from blurgen.composite.procedural import ProceduralMasks
+    from blurgen.composite.sample import make_sample
+    from blurgen.composite.sources import load_source
+
+    masks = ProceduralMasks(config.seed, (160, 120))
+    for item in plan[:6]:
+        sample = make_sample(config, item, load_source(item.source, masks, seed=config.seed, min_area=0.002,
+                                                       max_area=0.6))
+        assert not sample["blur_mask"].any() and np.array_equal(sample["image"], sample["sharp"])
+        assert not sample["blurred"] and sample["blur_types"] == ""
+
+
+@pytest.mark.parametrize("stage", ["stabilization", "mixed"])
+def test_stage_restricts_types_and_keeps_one_type_per_sample(stage, tmp_path):
+    config = tiny(blur={"stage": stage}, samples={"mask_centric": 0.0, "max_instances": 4},
+                  coverage={"sharp": 0.0, "full": 1.0, "partial": 0.0})
+    composite_dataset(config, tmp_path, progress=False)
+    allowed, _ = STAGES[stage]
+    for sample in ShardDataset(tmp_path):
+        types = [i["params"]["type"] for i in json.loads(sample["instances"]) if "params" in i]
+        assert set(types) <= set(allowed)
+        assert len(set(types)) <= 1  # "mixed instances" only in the advanced stage
+
+
+def test_split_is_by_source_photo(reference):
+    splits: dict[str, set[str]] = {}
+    for sample in ShardDataset(reference):
+        splits.setdefault(sample["source_id"], set()).add(sample["split"])
+    assert all(len(s) == 1 for s in splits.values())
+    assert {next(iter(s)) for s in splits.values()} == {"train", "val"}
+
+
+def test_mask_centric_samples_are_crops_around_one_instance(tmp_path):
+    composite_dataset(tiny(samples={"mask_centric": 1.0}), tmp_path, progress=False)
+    for sample in ShardDataset(tmp_path):
+        assert sample["mode"] == "mask"
+        assert len(json.loads(sample["instances"])) <= 1
+        x0, y0, x1, y1 = sample["crop"]
+        assert 0 <= x0 < x1 <= 160 and 0 <= y0 < y1 <= 120
+
+
+# -- the job --------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_same_samples_however_many_tasks_and_same_bytes_on_rerun(reference, tmp_path):
+    composite_dataset(tiny(), tmp_path / "three", num_tasks=3, jobs=2, progress=False)
+    assert_same_samples(samples_by_id(reference), samples_by_id(tmp_path / "three"))
+    composite_dataset(tiny(), tmp_path / "again", progress=False)
+    assert_same_shard_bytes(reference, tmp_path / "again")
+    assert verify_dir(reference).ok
+
+
+def test_a_finished_task_is_skipped_on_rerun(reference, tmp_path):
+    summary = composite_dataset(tiny(), reference, progress=False)
+    assert all(t.skipped_complete for t in summary.tasks)
+
+
+def _photo_folder(root: Path) -> tuple[Path, Path]:
+    images, masks = root / "images", root / "masks"
+    images.mkdir()
+    masks.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        photo = (rng.random((60, 80, 3)) * 255).astype(np.uint8)
+        cv2.imwrite(str(images / f"p{i}.png"), photo)
+        label = np.zeros((60, 80), np.uint8)
+        label[10:40, 10:40] = 1
+        label[20:50, 50:75] = 2
+        cv2.imwrite(str(masks / f"p{i}.png"), label)
+    return images, masks
+
+
+def run_cli(*args: str):
+    return CliRunner().invoke(main, ["composite", *args], catch_exceptions=False)
+
+
+def test_photos_with_mask_files_and_recorded_skips(tmp_path):
+    images, masks = _photo_folder(tmp_path)
+    (images / "broken.png").write_bytes(b"not a png")
+    cv2.imwrite(str(images / "wrong.png"), np.zeros((60, 80, 3), np.uint8))
+    cv2.imwrite(str(masks / "wrong.png"), np.zeros((30, 40), np.uint8))  # wrong size
+    out = tmp_path / "out"
+    result = run_cli("--out", str(out), "--images", str(images), "--masks", str(masks),
+                     "--set", "samples.width=64", "--set", "samples.height=48", "--set", "samples.per_source=2",
+                     "--set", "samples.min_instance_px=16")
+    assert result.exit_code == 0, result.output
+    assert "skipped photos:" in result.output
+    assert "mask size mismatch 1" in result.output and "unreadable image 1" in result.output
+    ds = ShardDataset(out)
+    assert len(ds) == 6 and {s["source_id"] for s in ds} == {"p0.png", "p1.png", "p2.png"}
+    # the photo's pixels come through: sharp is the photo's centred crop, resized
+    assert verify_dir(out).ok
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--images", "EMPTY"], "no images"),
+    (["--images", "IMAGES"], "--masks DIR"),
+    (["--images", "IMAGES", "--masks", "MASKS", "--set", "blur.stage=stabilization",
+      "--set", "blur.types=[zoom_rotation]"], "blur.types"),
+])
+def test_bad_inputs_give_one_line_and_write_nothing(tmp_path, args, message):
+    images, masks = _photo_folder(tmp_path)
+    (tmp_path / "empty").mkdir()
+    paths = {"EMPTY": str(tmp_path / "empty"), "IMAGES": str(images), "MASKS": str(masks)}
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["composite", "--out", str(out), *[paths.get(a, a) for a in args]])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip()
+    assert message in line and "\n" not in line and "Traceback" not in line
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_sam_checkpoint_that_is_not_a_checkpoint_is_one_line(tmp_path):
+    images, _ = _photo_folder(tmp_path)
+    bad = tmp_path / "sam.pth"
+    bad.write_bytes(b"garbage")
+    result = CliRunner().invoke(main, ["composite", "--out", str(tmp_path / "out"), "--images", str(images),
+                                       "--sam-checkpoint", str(bad), "--sam-model", "vit_b"])
+    assert result.exit_code == 2 and "\n" not in result.output.strip()
+    assert "sam.pth" in result.output
