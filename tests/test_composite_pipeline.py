@@ -32,6 +32,13 @@ def tiny(**sections) -> CompositeConfig:
     return resolve_config(CompositeConfig, KIND, preset="demo", overrides=overrides)
 
 
+class Full:
+    """blur_instance's outcome as full-size arrays."""
+
+    def __init__(self, image: np.ndarray, mask: np.ndarray, params: dict, **kwargs) -> None:
+        self.image, self.changed, self.extent = blur_instance(image, mask, params, **kwargs).full(image)
+
+
 def disc(h: int, w: int, cx: float, cy: float, r: float) -> np.ndarray:
     yy, xx = np.mgrid[0:h, 0:w]
     return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 <= r * r
@@ -55,7 +62,7 @@ def test_straight_blur_of_a_disc_changes_exactly_its_capsule_with_intensity_L():
     image[mask] = [0.9, 0.1, 0.1]
     params = sample_params("straight", rng, L, mask)
     params["angle_deg"] = 0.0  # along x
-    out = blur_instance(image, mask, params, feather_px=0, fill_margin_px=0)
+    out = Full(image, mask, params, feather_px=0, fill_margin_px=0)
     # changed = within r of the segment from (64 - L/2, 48) to (64 + L/2, 48), up to a pixel
     yy, xx = np.mgrid[0:h, 0:w] + 0.5
     dx = np.clip(xx, 64 - L / 2, 64 + L / 2)
@@ -74,7 +81,7 @@ def test_zero_extent_changes_nothing():
     image = np.random.default_rng(1).random((40, 40, 3)).astype(np.float32)
     mask = disc(40, 40, 20, 20, 8)
     params = sample_params("straight", np.random.default_rng(2), 0.0, mask)
-    out = blur_instance(image, mask, params, feather_px=3, fill_margin_px=2)
+    out = Full(image, mask, params, feather_px=3, fill_margin_px=2)
     assert np.array_equal(out.image, image) and not out.changed.any() and not out.extent.any()
 
 
@@ -83,9 +90,9 @@ def test_partial_weight_zero_changes_nothing_and_one_is_full_coverage():
     image = rng.random((64, 64, 3)).astype(np.float32)
     mask = disc(64, 64, 32, 32, 12)
     params = sample_params("curved", rng, 10.0, mask)
-    full = blur_instance(image, mask, params, feather_px=2, fill_margin_px=1)
-    none = blur_instance(image, mask, params, feather_px=2, fill_margin_px=1, weight=np.zeros((64, 64), np.float32))
-    ones = blur_instance(image, mask, params, feather_px=2, fill_margin_px=1, weight=np.ones((64, 64), np.float32))
+    full = Full(image, mask, params, feather_px=2, fill_margin_px=1)
+    none = Full(image, mask, params, feather_px=2, fill_margin_px=1, weight=np.zeros((64, 64), np.float32))
+    ones = Full(image, mask, params, feather_px=2, fill_margin_px=1, weight=np.ones((64, 64), np.float32))
     assert not none.changed.any() and np.array_equal(none.image, image)
     assert np.array_equal(ones.changed, full.changed) and np.allclose(ones.image, full.image)
 
@@ -99,7 +106,7 @@ def test_removed_instance_leaves_no_sharp_ghost_under_its_streak():
     image[mask] = [0.0, 0.0, 1.0]
     params = sample_params("straight", np.random.default_rng(4), 60.0, mask)
     params["angle_deg"] = 0.0
-    out = blur_instance(image, mask, params, feather_px=0, fill_margin_px=1)
+    out = Full(image, mask, params, feather_px=0, fill_margin_px=1)
     # at the instance's centre alpha_b = 20/60 (the disc's width over the path): the rest is background grey
     blue, grey = np.array([0, 0, 1.0]), np.array([0.5, 0.5, 0.5])
     a = 20.0 / 60.0
@@ -250,3 +257,30 @@ def test_sam_checkpoint_that_is_not_a_checkpoint_is_one_line(tmp_path):
                                        "--sam-checkpoint", str(bad), "--sam-model", "vit_b"])
     assert result.exit_code == 2 and "\n" not in result.output.strip()
     assert "sam.pth" in result.output
+
+
+@pytest.mark.parametrize("kind", ["straight", "curved", "zoom_rotation", "random_walk", "edge_ring", "rolling"])
+def test_blurring_is_the_same_wherever_the_instance_sits_in_the_frame(kind):
+    """blur_instance works in a window around the instance: moving the instance (and its
+    absolute-coordinate parameters) within a larger frame must move the result, nothing else."""
+    rng = np.random.default_rng(11)
+    small = rng.random((64, 80, 3)).astype(np.float32)
+    mask = disc(64, 80, 40, 32, 12)
+    params = sample_params(kind, rng, 9.0, mask)
+    dy, dx = 37, 53
+    big = rng.random((160, 200, 3)).astype(np.float32)
+    big[dy:dy + 64, dx:dx + 80] = small
+    big_mask = np.zeros((160, 200), bool)
+    big_mask[dy:dy + 64, dx:dx + 80] = mask
+    moved = dict(params)
+    if "center" in moved:
+        moved["center"] = [params["center"][0] + dx, params["center"][1] + dy]
+    if "center_row" in moved:
+        moved["center_row"] = params["center_row"] + dy
+    a = Full(small, mask, params, feather_px=1, fill_margin_px=1)
+    b = Full(big, big_mask, moved, feather_px=1, fill_margin_px=1)
+    inner = (slice(dy + 20, dy + 44), slice(dx + 20, dx + 60))  # away from the small frame's border
+    local = (slice(20, 44), slice(20, 60))
+    assert np.array_equal(a.changed[local], b.changed[inner])
+    np.testing.assert_allclose(a.image[local], b.image[inner], atol=2e-3)
+    np.testing.assert_allclose(a.extent[local], b.extent[inner], atol=1e-4)

@@ -25,6 +25,7 @@ import numpy as np
 
 from blurgen.composite.blur_types import apply_blur
 from blurgen.composite.fill import fill_region
+from blurgen.composite.views import mask_box
 
 # Blurred coverage below this (about 1/2 of an 8-bit step) counts as untouched: the streak's
 # outermost fringe would change no 8-bit pixel by more than half a step.
@@ -33,14 +34,31 @@ ALPHA_EPS = 1.0 / 512.0
 
 @dataclasses.dataclass
 class InstanceOutcome:
-    image: np.ndarray     # HxWx3 float32 linear: the input with this instance blurred
-    changed: np.ndarray   # HxW bool: pixels that differ from the input's (the blur mask)
-    extent: np.ndarray    # HxW float32: motion extent (px) of the content at each changed pixel
+    """What blurring one instance did, within ``window`` of the image (nothing changed outside)."""
+
+    window: tuple[slice, slice]
+    image: np.ndarray     # window x 3 float32 linear: the input with this instance blurred
+    changed: np.ndarray   # window bool: pixels that differ from the input's (the blur mask)
+    extent: np.ndarray    # window float32: motion extent (px) of the content at each changed pixel
+
+    def full(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Full-size image, changed mask and extent map, given the full-size input ``image``."""
+        out = image.copy()
+        changed = np.zeros(image.shape[:2], bool)
+        extent = np.zeros(image.shape[:2], np.float32)
+        out[self.window], changed[self.window], extent[self.window] = self.image, self.changed, self.extent
+        return out, changed, extent
 
 
 def feather_radius(extent_px: float, share: float, max_px: int) -> int:
     """Feather radius in pixels for an instance whose motion extent is ``extent_px``."""
     return int(min(max_px, round(share * extent_px)))
+
+
+def blur_reach(params: Mapping) -> int:
+    """How far (px) an instance's blur can carry its content: the path, plus the rolling
+    shutter's row shifts (at most ``readout`` times the path)."""
+    return int(np.ceil(float(params["extent_px"]) * (1.0 + float(params.get("readout", 0.0))))) + 2
 
 
 def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feather_px: int,
@@ -51,8 +69,16 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     pixel; where it is 0 nothing changes.
     """
     if float(params["extent_px"]) <= 0.0 or not mask.any():
-        return InstanceOutcome(image.copy(), np.zeros(mask.shape, bool), np.zeros(mask.shape, np.float32))
-    alpha = mask.astype(np.float32)
+        window = (slice(0, 0), slice(0, 0))
+        return InstanceOutcome(window, image[window].copy(), np.zeros((0, 0), bool), np.zeros((0, 0), np.float32))
+    # All per-pixel work happens in a window that holds everything the blur can reach, not over
+    # the whole frame: an instance is often a small part of the sample (docs/benchmarks.md).
+    x0, y0, x1, y1 = mask_box(mask)
+    height, width = mask.shape
+    pad = feather_px + fill_margin_px + blur_reach(params)
+    wy0, wy1, wx0, wx1 = max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad)
+    window = (slice(wy0, wy1), slice(wx0, wx1))
+    crop, alpha = image[window], mask[window].astype(np.float32)
     if feather_px > 0:
         size = 2 * feather_px + 1
         alpha = cv2.blur(alpha, (size, size), borderType=cv2.BORDER_REPLICATE)
@@ -60,15 +86,25 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     if fill_margin_px > 0:
         size = 2 * fill_margin_px + 1
         removed = cv2.dilate(removed.view(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
-    background = fill_region(image, removed)
-    blurred = apply_blur(params, image * alpha[..., None], alpha)
+    blurred = apply_blur(_in_window(params, wx0, wy0), crop * alpha[..., None], alpha)
+    background = fill_region(crop, removed)
     composite = blurred.foreground + (1.0 - blurred.alpha)[..., None] * background
     changed = (blurred.alpha > ALPHA_EPS) | removed
     extent = np.where(changed, blurred.extent, 0.0).astype(np.float32)
     if weight is not None:
-        changed &= weight > 0.0
-        w = weight[..., None]
-        composite = w * composite + (1.0 - w) * image
-        extent = np.where(changed, weight * extent, 0.0).astype(np.float32)
-    out = np.where(changed[..., None], composite, image).astype(np.float32)
-    return InstanceOutcome(out, changed, extent)
+        w = weight[window]
+        changed &= w > 0.0
+        composite = w[..., None] * composite + (1.0 - w[..., None]) * crop
+        extent = np.where(changed, w * extent, 0.0).astype(np.float32)
+    out = np.where(changed[..., None], composite, crop).astype(np.float32)
+    return InstanceOutcome(window, out, changed, extent)
+
+
+def _in_window(params: Mapping, x0: int, y0: int) -> dict:
+    """``params`` for the window whose top-left pixel is (x0, y0): image coordinates move."""
+    moved = dict(params)
+    if "center" in moved:
+        moved["center"] = [float(moved["center"][0]) - x0, float(moved["center"][1]) - y0]
+    if "center_row" in moved:
+        moved["center_row"] = float(moved["center_row"]) - y0
+    return moved

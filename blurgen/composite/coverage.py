@@ -32,11 +32,16 @@ def partial_weight(rng: np.random.Generator, mask: np.ndarray, share: float,
     noise = fractal_noise(rng, (grid, grid), beta=3.0)
     field = cv2.resize(noise, (x1 - x0, y1 - y0), interpolation=cv2.INTER_CUBIC)
     threshold = float(np.quantile(field[mask[y0:y1, x0:x1]], 1.0 - share))
-    inside = np.zeros((height, width), np.uint8)
-    inside[y0:y1, x0:x1] = field > threshold
     # Signed distance to the blob boundary, positive inside; beyond the box it is outside.
+    # Only the box plus half the transition can be non-zero: compute there.
+    half = transition_px / 2.0
+    pad = int(np.ceil(half)) + 1
+    wy0, wy1, wx0, wx1 = max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad)
+    inside = np.zeros((wy1 - wy0, wx1 - wx0), np.uint8)
+    inside[y0 - wy0:y1 - wy0, x0 - wx0:x1 - wx0] = field > threshold
     d_in = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
     d_out = cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
     signed = np.where(inside > 0, d_in - 0.5, 0.5 - d_out)
-    half = transition_px / 2.0
-    return smoothstep(-half, half, signed).astype(np.float32)
+    weight = np.zeros((height, width), np.float32)
+    weight[wy0:wy1, wx0:wx1] = smoothstep(-half, half, signed)
+    return weight

@@ -48,11 +48,14 @@ def _push_pull(image: np.ndarray, known: np.ndarray) -> np.ndarray:
         total = weights[-1].sum()
         mean = values[-1].sum(axis=(0, 1)) / total if total > 0 else np.zeros(image.shape[-1], np.float32)
         filled = np.broadcast_to(mean.astype(np.float32), filled.shape).copy()
-    for value, weight in zip(reversed(values[:-1]), reversed(weights[:-1])):
+    for level in range(len(values) - 2, -1, -1):
+        value, weight = values[level], weights[level]
         h, w = weight.shape
         up = cv2.pyrUp(filled, dstsize=(w, h))
         if up.ndim == 2:
             up = up[..., None]
+        if level == 0:  # weights are 0 or 1 here: holes take the coarser fill, the rest is kept
+            return up.astype(np.float32)
         # Where this level knows enough (weight -> 1) its own average wins; holes take the coarser one.
         trust = np.clip(weight, 0.0, 1.0)[..., None]
         mean = value / np.maximum(weight, 1e-12)[..., None]

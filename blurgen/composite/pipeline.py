@@ -159,8 +159,9 @@ def run_task(config: CompositeConfig, plan: list[CompositeItem], out_dir: Path, 
                     on_sample(len(group))
                 continue
             summary.sources += 1
+            views: dict = {}
             for item in group:
-                sample = make_sample(config, item, source)
+                sample = make_sample(config, item, source, views)
                 writers[item.split].add(sample)
                 summary.samples += 1
                 summary.blurred += int(sample["blurred"])

@@ -39,8 +39,13 @@ def blur_shape(config: CompositeConfig) -> BlurShape:
                      readout=tuple(b.readout))
 
 
-def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData) -> dict[str, Any]:
-    """The shard sample of ``item``, drawn from its own random stream."""
+def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData,
+                views: dict[Any, tuple[View, np.ndarray]] | None = None) -> dict[str, Any]:
+    """The shard sample of ``item``, drawn from its own random stream.
+
+    ``views``: a cache, shared by the samples of one source, of image-centric views and their
+    8-bit encoding (the same crop of the same photo every time); it changes no result.
+    """
     rng = item_rng(config.seed, item.item_id, STREAM_SAMPLE)
     s = config.samples
     present = [i for i, m in enumerate(source.masks) if m.any()]
@@ -50,8 +55,15 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         crop = instance_crop(rng, source.masks[focus], tuple(s.crop_scale), tuple(s.crop_aspect))
     else:
         crop = centred_crop(source.image.shape[:2], s.width, s.height)
-    view = cut_view(source.image, source.masks, source.mask_names, crop, s.width, s.height)
-    large = [i for i in range(len(view.masks)) if view.masks[i].sum() >= s.min_instance_px]
+    key = (source.source_id, crop)
+    if views is not None and key in views:
+        view, view_u8 = views[key]
+    else:
+        view = cut_view(source.image, source.masks, source.mask_names, crop, s.width, s.height)
+        view_u8 = linear_to_srgb_uint8(view.image)
+        if views is not None and not mask_centric:  # mask-centric crops are random: never reused
+            views[key] = view, view_u8
+    large = [i for i in range(len(view.masks)) if np.count_nonzero(view.masks[i]) >= s.min_instance_px]
     if mask_centric:
         chosen = [focus] if focus in large else []
     else:
@@ -72,7 +84,8 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
     for i in chosen:
         mask = view.masks[i]
         coverage = str(rng.choice(COVERAGE_MODES, p=coverage_p))
-        record: dict[str, Any] = {"name": view.names[i], "coverage": coverage, "pixels": int(mask.sum())}
+        record: dict[str, Any] = {"name": view.names[i], "coverage": coverage,
+                                  "pixels": int(np.count_nonzero(mask))}
         records.append(record)
         if coverage == "sharp":
             continue
@@ -88,11 +101,12 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
                                 feather_px=feather_radius(params["extent_px"], config.compositing.feather,
                                                           config.compositing.feather_max_px),
                                 fill_margin_px=config.compositing.fill_margin_px, weight=weight)
-        image = outcome.image
+        win = outcome.window
+        image[win] = outcome.image
         # A later instance is composited over an earlier one: where it changed pixels, its motion is seen.
-        extent = np.where(outcome.changed, outcome.extent, extent)
-        blur_mask |= outcome.changed
-        record.update(strength=strength, params=params, changed_pixels=int(outcome.changed.sum()))
+        extent[win] = np.where(outcome.changed, outcome.extent, extent[win])
+        blur_mask[win] |= outcome.changed
+        record.update(strength=strength, params=params, changed_pixels=int(np.count_nonzero(outcome.changed)))
 
     sharp = view.image
     photometric: dict[str, Any] = {}
@@ -100,9 +114,12 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         (image, sharp), photometric = apply_photometric(rng, [image, sharp], tuple(config.photometric.exposure_ev),
                                                         tuple(config.photometric.noise))
     blurred_types = sorted({r["params"]["type"] for r in records if "params" in r})
+    sharp_u8 = linear_to_srgb_uint8(sharp) if photometric else view_u8
+    image_u8 = sharp_u8.copy()  # outside the mask the two are equal: encode only the blurred pixels
+    image_u8[blur_mask] = linear_to_srgb_uint8(image[blur_mask])
     return {
-        "image": linear_to_srgb_uint8(image),
-        "sharp": linear_to_srgb_uint8(sharp),
+        "image": image_u8,
+        "sharp": sharp_u8,
         "blur_mask": blur_mask,
         "blur_intensity": np.clip(extent / np.float32(config.blur.intensity_max_px), 0.0, 1.0).astype(np.float32),
         "sample_id": f"composite-s{config.seed}-{item.item_id:09d}",
@@ -123,8 +140,8 @@ def _pick_instances(rng: np.random.Generator, view: View, candidates: list[int],
     chosen: list[int] = []
     for i in rng.permutation(np.asarray(candidates, int)) if candidates else []:
         mask = view.masks[int(i)]
-        if all((mask & view.masks[j]).sum() <= MAX_OVERLAP * min(mask.sum(), view.masks[j].sum())
-               for j in chosen):
+        if all(np.count_nonzero(mask & view.masks[j])
+               <= MAX_OVERLAP * min(np.count_nonzero(mask), np.count_nonzero(view.masks[j])) for j in chosen):
             chosen.append(int(i))
         if len(chosen) == count:
             break

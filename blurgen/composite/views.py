@@ -71,15 +71,31 @@ def cut_view(image: np.ndarray, masks: np.ndarray, names: list[str], crop: tuple
     out_image = resize(image[y0:y1, x0:x1], width, height)
     out_masks = np.zeros((len(masks), height, width), bool)
     for i, mask in enumerate(masks):
-        out_masks[i] = resize(mask[y0:y1, x0:x1].astype(np.float32), width, height) >= 0.5
+        part = mask[y0:y1, x0:x1]
+        if part.any():  # most instances of a photo lie outside a mask-centric crop
+            out_masks[i] = resize_mask(part, width, height)
     return View(out_image, out_masks, list(names), crop)
 
 
+def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A binary mask resampled as 8-bit coverage and thresholded at one half.
+
+    Down to half size, bilinear interpolation puts the half-coverage boundary within a
+    fraction of a pixel of where area averaging puts it, at a quarter of the cost (this runs
+    for every instance of every sample); beyond that, area averaging keeps thin parts.
+    """
+    h, w = mask.shape
+    coverage = mask.view(np.uint8) * np.uint8(255)
+    if width * 2 >= w and height * 2 >= h:
+        return cv2.resize(coverage, (width, height), interpolation=cv2.INTER_LINEAR) >= 128
+    return resize(coverage, width, height) >= 128
+
+
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Area averaging when shrinking (no aliasing), bilinear when enlarging."""
+    """Area averaging when shrinking (no aliasing), bilinear when enlarging; dtype kept."""
     h, w = image.shape[:2]
+    image = np.ascontiguousarray(image)
     if (w, h) == (width, height):
-        return np.ascontiguousarray(image, dtype=np.float32)
+        return image
     shrink = width * height < w * h
-    return cv2.resize(np.ascontiguousarray(image, dtype=np.float32), (width, height),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
