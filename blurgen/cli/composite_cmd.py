@@ -6,15 +6,11 @@ from pathlib import Path
 
 import click
 
-from blurgen.cli.config_options import config_options
+from blurgen.cli.config_options import config_options, job_options
 from blurgen.composite.config import KIND, CompositeConfig
-
-_DIR = click.Path(file_okay=False, path_type=Path)
-
 
 @click.command()
 @config_options(KIND, CompositeConfig, default_preset="demo")
-@click.option("--out", type=_DIR, help="Folder for the shards, manifest.json and preview.png.")
 @click.option("--images", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of source photos (default: built-in procedural photos with exact masks).")
 @click.option("--masks", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -23,13 +19,7 @@ _DIR = click.Path(file_okay=False, path_type=Path)
               help="SAM checkpoint to segment the photos with (masks cached in OUT/sam-cache).")
 @click.option("--sam-model", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None,
               help="SAM model type of the checkpoint (default: sources.sam_model, vit_h).")
-@click.option("--task-index", type=int, default=None,
-              help="Run only this task (default: SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX, "
-                   "else every task here).")
-@click.option("--num-tasks", type=click.IntRange(min=1), default=None,
-              help="Tasks the job is split into (default: farm.num_tasks of the config).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Tasks run at once when every task runs here.")
+@job_options
 def composite(config: CompositeConfig, out: Path | None, images: Path | None, masks: Path | None,
               sam_checkpoint: Path | None, sam_model: str | None, task_index: int | None,
               num_tasks: int | None, jobs: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -36,3 +37,20 @@ def config_options(kind: str, schema: type, default_preset: str = "default"
             return command(config=config, **kwargs)
         return wrapper
     return decorate
+
+
+def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--out, --task-index, --num-tasks, --jobs: the farm contract every generator command shares."""
+    for decorator in reversed([
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+                     help="Folder for the shards, manifest.json and preview.png."),
+        click.option("--task-index", type=int, default=None,
+                     help="Run only this task (default: SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX, "
+                          "else every task here)."),
+        click.option("--num-tasks", type=click.IntRange(min=1), default=None,
+                     help="Tasks the job is split into (default: farm.num_tasks of the config)."),
+        click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+                     help="Tasks run at once when every task runs here."),
+    ]):
+        command = decorator(command)
+    return command

@@ -6,21 +6,13 @@ from pathlib import Path
 
 import click
 
-from blurgen.cli.config_options import config_options
+from blurgen.cli.config_options import config_options, job_options
 from blurgen.render.config import KIND, RenderConfig
 
 
 @click.command()
 @config_options(KIND, RenderConfig, default_preset="demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for the shards, manifest.json and preview.png.")
-@click.option("--task-index", type=int, default=None,
-              help="Run only this task (default: SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX, "
-                   "else every task here).")
-@click.option("--num-tasks", type=click.IntRange(min=1), default=None,
-              help="Tasks the job is split into (default: farm.num_tasks of the config).")
-@click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Tasks run at once when every task runs here.")
+@job_options
 @click.option("--blender", metavar="PATH",
               help="A Blender binary (path or name on PATH) to render with (default: the bpy module "
                    "of this Python).")

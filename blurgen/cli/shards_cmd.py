@@ -108,6 +108,32 @@ def preview(folder: Path, out: Path, count: int, cols: int, tile_width: int) -> 
     click.echo(f"wrote {preview_shards(folder, out, count=count, cols=cols, tile_width=tile_width)}")
 
 
+@shards.command("export-flo")
+@_FOLDER
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write the .flo files to (made if missing).")
+@click.option("--field", type=click.Choice(["flow_fwd", "flow_bwd", "both"]), default="flow_fwd",
+              show_default=True, help="Which flow to export; both: <id>_fwd.flo and <id>_bwd.flo.")
+@click.option("--limit", type=click.IntRange(min=1), default=None,
+              help="Export only the first N samples (default: all).")
+@click.option("--mark-invalid", is_flag=True,
+              help="Write pixels that flow_valid marks invalid as unknown (1e10, Middlebury's convention).")
+def export_flo(folder: Path, out: Path, field: str, limit: int | None, mark_invalid: bool) -> None:
+    """Write the flow of each sample in FOLDER as a Middlebury .flo file named by its sample_id.
+
+    Works for any shards with flow fields (flowpairs, render with flow). OpenCV reads the files
+    with cv2.readOpticalFlow.
+    """
+    from blurgen.flow.flo import export_shards_flo
+
+    _require_folder(folder)
+    fields = ("flow_fwd", "flow_bwd") if field == "both" else (field,)
+    with tqdm(unit="sample", desc="export-flo", disable=None, leave=False) as bar:
+        count = export_shards_flo(folder, out, fields=fields, limit=limit, mark_invalid=mark_invalid,
+                                  on_sample=bar.update)
+    click.echo(f"wrote {count * len(fields)} .flo file(s) of {count} sample(s) to {out}")
+
+
 def _require_folder(folder: Path) -> None:
     if not folder.is_dir():
         raise ShardError(f"shard folder not found: {folder}")

@@ -20,10 +20,11 @@ from blurgen.composite.plan import CompositeItem, list_sources, make_plan
 from blurgen.composite.sample import make_sample
 from blurgen.composite.sources import (FolderMasks, MaskSource, ProceduralMasks, SamMasks, SkipSource,
                                        load_source)
-from blurgen.config import to_dict, to_json
+from blurgen.config import to_dict
 from blurgen.errors import BlurgenError
-from blurgen.farm import progress_bar, refuse_other_jobs, run_tasks, task_block, task_index_from
-from blurgen.shards import ShardWriter, shard_filename, shard_is_complete
+from blurgen.farm import task_block
+from blurgen.job import (count_line, describe_tasks, finish_job, open_writers, run_job_tasks, start_job,
+                         task_is_complete)
 
 SAM_CACHE_DIR = "sam-cache"
 
@@ -55,18 +56,14 @@ class CompositeSummary:
         ran = [t for t in self.tasks if not t.skipped_complete]
         samples, blurred = sum(t.samples for t in ran), sum(t.blurred for t in ran)
         lines = [f"{samples} samples ({blurred} with blur) from {sum(t.sources for t in ran)} photos in "
-                 f"{len(ran)} task(s) -> {self.out_dir}"]
-        if len(ran) < len(self.tasks):
-            lines.append(f"{len(self.tasks) - len(ran)} task(s) already complete, skipped")
+                 f"{len(ran)} task(s) -> {self.out_dir}", *describe_tasks(self.tasks)]
         types: Counter = Counter()
         skipped: Counter = Counter()
         for t in ran:
             types.update(t.types)
             skipped.update(t.skipped_sources)
-        if types:
-            lines.append("blurred instances: " + ", ".join(f"{k} {v}" for k, v in sorted(types.items())))
-        if skipped:
-            lines.append("skipped photos: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+        lines += count_line("blurred instances", types)
+        lines += count_line("skipped photos", skipped)
         if self.preview:
             lines.append(f"preview: {self.preview}")
         return "\n".join(lines)
@@ -79,34 +76,21 @@ def composite_dataset(config: CompositeConfig, out_dir: str | Path, *, task_inde
     With a task index (argument, ``SLURM_ARRAY_TASK_ID`` or ``JOB_COMPLETION_INDEX``) only that
     task runs; without one every task runs here, ``jobs`` at a time, and a preview is written.
     """
-    if num_tasks is not None:
-        config = dataclasses.replace(config, farm=dataclasses.replace(config.farm, num_tasks=num_tasks))
-    num_tasks = config.farm.num_tasks
-    index = task_index_from(task_index, num_tasks)
     allowed_types(config)  # a stage/types mismatch fails before any work
-    sources = list_sources(config)  # so do a folder without photos
+    sources = list_sources(config)  # so does a folder without photos
     masks = mask_source(config, Path(out_dir))  # and missing mask sources
+    job = start_job(config, out_dir, task_index, num_tasks, RUN_ONLY)
+    config = job.config
     plan = make_plan(config, sources)
-    if index is None and isinstance(masks, SamMasks):
+    if job.index is None and isinstance(masks, SamMasks):
         # Segment every photo once here, before tasks fan out, so that --jobs J does not load
         # the checkpoint (2.4 GB for vit_h) J times; the tasks then only read the cache.
         masks.warm_cache(sorted({item.source for item in plan}, key=lambda ref: ref.index))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    refuse_other_jobs(out_dir, to_json(config), RUN_ONLY)
-    tasks = [index] if index is not None else list(range(num_tasks))
-    if jobs <= 1:
-        total = len(plan) if index is None else len(task_block(plan, index, num_tasks))
-        with progress_bar(total, "sample", "composite", progress) as advance:
-            summaries = [run_task(config, plan, out_dir, t, num_tasks, on_sample=advance) for t in tasks]
-    else:
-        summaries = run_tasks(lambda t: run_task(config, plan, out_dir, t, num_tasks), tasks, jobs)
-    preview = None
-    if index is None and config.output.preview and sum(s.samples for s in summaries):
-        from blurgen.viz.preview import preview_shards
-
-        preview = preview_shards(out_dir, out_dir / "preview.png")
-    return CompositeSummary(out_dir, summaries, preview)
+    total = sum(len(task_block(plan, t, job.num_tasks)) for t in job.tasks)
+    summaries = run_job_tasks(lambda t, on_item: run_task(config, plan, job.out_dir, t, job.num_tasks, on_item),
+                              job.tasks, jobs=jobs, total=total, unit="sample", desc="composite",
+                              progress=progress)
+    return CompositeSummary(job.out_dir, summaries, finish_job(job, sum(s.samples for s in summaries)))
 
 
 def mask_source(config: CompositeConfig, out_dir: Path) -> MaskSource:
@@ -135,7 +119,7 @@ def run_task(config: CompositeConfig, plan: list[CompositeItem], out_dir: Path, 
     items = task_block(plan, task_index, num_tasks)
     splits = sorted({item.split for item in items})
     summary = TaskSummary(task_index)
-    if all(shard_is_complete(out_dir, shard_filename(s, task_index, num_tasks)) for s in splits):
+    if task_is_complete(out_dir, splits, task_index, num_tasks):
         summary.skipped_complete = True
         if on_sample:
             on_sample(len(items))
@@ -144,10 +128,7 @@ def run_task(config: CompositeConfig, plan: list[CompositeItem], out_dir: Path, 
     types: Counter = Counter()
     skipped: Counter = Counter()
     with contextlib.ExitStack() as stack:
-        writers = {s: stack.enter_context(ShardWriter(
-            out_dir, schema=SCHEMA, split=s, task_index=task_index, num_tasks=num_tasks,
-            seed=config.seed, config_json=to_json(config), compression=config.output.compression,
-            compression_level=config.output.compression_level)) for s in splits}
+        writers = open_writers(stack, config, out_dir, SCHEMA, splits, task_index, num_tasks)
         for ref, group in itertools.groupby(items, key=lambda item: item.source):
             group = list(group)
             try:

@@ -13,10 +13,9 @@ from pathlib import Path
 
 from blurgen.composite.config import CompositeConfig
 from blurgen.composite.sources import SourceRef, list_image_files, procedural_refs
-from blurgen.rng import item_rng
+from blurgen.splits import split_sources
 
-STREAM_SPLIT = 1
-STREAM_SAMPLE = 2
+STREAM_SAMPLE = 2  # (stream 1 is the split's: blurgen.splits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,19 +32,8 @@ def list_sources(config: CompositeConfig) -> list[SourceRef]:
     return list_image_files(Path(config.sources.images).expanduser())
 
 
-def split_sources(config: CompositeConfig, sources: list[SourceRef]) -> dict[str, str]:
-    """source_id -> 'train' or 'val': a seeded shuffle, the first round(n * val_fraction) are val."""
-    n = len(sources)
-    n_val = round(n * config.samples.val_fraction)
-    if config.samples.val_fraction > 0 and n >= 2:
-        n_val = max(1, min(n - 1, n_val))  # both splits non-empty when both are asked for
-    order = item_rng(config.seed, 0, STREAM_SPLIT).permutation(n)
-    val = {sources[i].source_id for i in order[:n_val]}
-    return {s.source_id: ("val" if s.source_id in val else "train") for s in sources}
-
-
 def make_plan(config: CompositeConfig, sources: list[SourceRef]) -> list[CompositeItem]:
-    splits = split_sources(config, sources)
+    splits = split_sources(config.seed, [s.source_id for s in sources], config.samples.val_fraction, 0.0)
     k = config.samples.per_source
     return [CompositeItem(source.index * k + j, source, splits[source.source_id])
             for source in sources for j in range(k)]

@@ -19,13 +19,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from blurgen.config import to_json
-from blurgen.farm import progress_bar, refuse_other_jobs, run_tasks, task_index_from
+from blurgen.job import (count_line, describe_tasks, finish_job, open_writers, run_job_tasks, start_job,
+                         task_is_complete)
 from blurgen.render.blender import ItemFailure, RenderedItem, item_result, render_batch
 from blurgen.render.config import SCHEMA, RenderConfig
-from blurgen.render.plan import Plan, WorkItem, check_task, load_manifests, make_plan
+from blurgen.render.plan import Plan, WorkItem, load_manifests, make_plan
 from blurgen.render.samples import PreparedItem, SkipItem, item_samples, needed_renders, prepare_item
-from blurgen.shards import ShardWriter, shard_filename, shard_is_complete
+from blurgen.shards import ShardWriter
 
 
 # Settings that change how a job runs, not what its shards hold: a re-run may change them.
@@ -69,13 +69,9 @@ class RenderSummary:
             dropped.update(t.dropped)
             skipped.update(t.skipped_items)
         lines = [f"{self.images} images from {sum(t.items for t in ran)} trajectories in {len(ran)} "
-                 f"task(s) -> {self.out_dir}"]
-        if len(ran) < len(self.tasks):
-            lines.append(f"{len(self.tasks) - len(ran)} task(s) already complete, skipped")
-        if dropped:
-            lines.append("dropped images: " + ", ".join(f"{k} {v}" for k, v in sorted(dropped.items())))
-        if skipped:
-            lines.append("skipped trajectories: " + ", ".join(f"{k} {v}" for k, v in sorted(skipped.items())))
+                 f"task(s) -> {self.out_dir}", *describe_tasks(self.tasks)]
+        lines += count_line("dropped images", dropped)
+        lines += count_line("skipped trajectories", skipped)
         if self.tasks and self.tasks[0].skipped_objects:
             lines.append("objects left out (see the object manifest): "
                          + ", ".join(f"{k} {v}" for k, v in self.tasks[0].skipped_objects.items()))
@@ -92,44 +88,28 @@ def render_dataset(config: RenderConfig, out_dir: str | Path, *, task_index: int
     With a task index (argument, ``SLURM_ARRAY_TASK_ID`` or ``JOB_COMPLETION_INDEX``) only that
     task runs; without one every task runs here, ``jobs`` at a time, and a preview is written.
     """
-    if num_tasks is not None:
-        config = dataclasses.replace(config, farm=dataclasses.replace(config.farm, num_tasks=num_tasks))
-    num_tasks = config.farm.num_tasks
-    index = task_index_from(task_index, num_tasks)
     objects, backgrounds = load_manifests(config)
-    plan = make_plan(config, objects, backgrounds)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    refuse_other_jobs(out_dir, to_json(config), RUN_ONLY)
-    tasks = [index] if index is not None else list(range(num_tasks))
+    plan = make_plan(config, objects, backgrounds)  # bad inputs fail before the output folder is made
+    job = start_job(config, out_dir, task_index, num_tasks, RUN_ONLY)
+    config = job.config
     # the cores this process may use (a farm slot, not the whole node), shared by the jobs
     threads = max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
-
-    if jobs <= 1:
-        with progress_bar(len(plan.items) if index is None else len(plan.task_items(index, num_tasks)),
-                          "traj", "render", progress) as advance:
-            summaries = [run_task(config, plan, out_dir, t, num_tasks, blender=blender, threads=threads,
-                                  on_item=advance) for t in tasks]
-    else:
-        summaries = run_tasks(lambda t: run_task(config, plan, out_dir, t, num_tasks, blender=blender,
-                                                 threads=threads), tasks, jobs)
-    preview = None
-    if index is None and config.output.preview and sum(s.images for s in summaries):
-        from blurgen.viz.preview import preview_shards
-
-        preview = preview_shards(out_dir, out_dir / "preview.png")
-    return RenderSummary(out_dir, summaries, preview)
+    total = sum(len(plan.task_items(t, job.num_tasks)) for t in job.tasks)
+    summaries = run_job_tasks(
+        lambda t, on_item: run_task(config, plan, job.out_dir, t, job.num_tasks, blender=blender,
+                                    threads=threads, on_item=on_item),
+        job.tasks, jobs=jobs, total=total, unit="traj", desc="render", progress=progress)
+    return RenderSummary(job.out_dir, summaries, finish_job(job, sum(s.images for s in summaries)))
 
 
 def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, num_tasks: int, *,
              blender: str | None = None, threads: int = 0,
              on_item: Callable[[int], None] | None = None) -> TaskSummary:
     """Render one task's items into one shard per split; skip when those shards already verify."""
-    check_task(task_index, num_tasks)
     items = plan.task_items(task_index, num_tasks)
     splits = sorted({item.split for item in items})
     summary = TaskSummary(task_index, skipped_objects=dict(plan.skipped_objects))
-    if all(shard_is_complete(out_dir, shard_filename(s, task_index, num_tasks)) for s in splits):
+    if task_is_complete(out_dir, splits, task_index, num_tasks):
         summary.skipped_complete = True
         if on_item:
             on_item(len(items))
@@ -137,10 +117,7 @@ def run_task(config: RenderConfig, plan: Plan, out_dir: Path, task_index: int, n
     dropped: Counter = Counter()
     skipped: Counter = Counter()
     with contextlib.ExitStack() as stack:
-        writers = {s: stack.enter_context(ShardWriter(
-            out_dir, schema=SCHEMA, split=s, task_index=task_index, num_tasks=num_tasks,
-            seed=config.seed, config_json=to_json(config), compression=config.output.compression,
-            compression_level=config.output.compression_level)) for s in splits}
+        writers = open_writers(stack, config, out_dir, SCHEMA, splits, task_index, num_tasks)
         # A fixed name per task: a killed attempt's leftovers (hundreds of MB of layers) go now.
         work = out_dir / f".render-work-{task_index:05d}-of-{num_tasks:05d}"
         shutil.rmtree(work, ignore_errors=True)

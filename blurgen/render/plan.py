@@ -19,6 +19,7 @@ from blurgen.assets import AssetManifest
 from blurgen.assets.shapenet_scan import reason_kind
 from blurgen.errors import BlurgenError
 from blurgen.render.config import RenderConfig
+from blurgen.farm import task_block
 from blurgen.rng import item_rng
 
 # Independent random streams of one work item (see blurgen.rng.item_rng).
@@ -61,14 +62,7 @@ class Plan:
         Contiguous blocks keep an object's trajectories together, so one Blender process
         imports each mesh once.
         """
-        check_task(task_index, num_tasks)
-        n = len(self.items)
-        return self.items[task_index * n // num_tasks:(task_index + 1) * n // num_tasks]
-
-
-def check_task(task_index: int, num_tasks: int) -> None:
-    if num_tasks < 1 or not 0 <= task_index < num_tasks:
-        raise BlurgenError(f"task index {task_index} is outside 0..{num_tasks - 1} (num_tasks {num_tasks})")
+        return tuple(task_block(self.items, task_index, num_tasks))
 
 
 def make_plan(config: RenderConfig, objects: AssetManifest, backgrounds: AssetManifest) -> Plan:

@@ -22,7 +22,7 @@ from blurgen.viz.sheet import (as_rgb_uint8, draw_box, draw_label, fit_width, hs
 
 #: fields the preview reads when a shard has them
 PREVIEW_FIELDS = ("image", "bbox", "blur_level", "blur_severity", "blur_mask", "blur_intensity",
-                  "flow_fwd", "sample_id")
+                  "flow_fwd", "flow_valid", "sample_id")
 
 
 def preview_shards(source: str | Path | Sequence[str | Path], out: str | Path, *, count: int = 16,
@@ -90,8 +90,14 @@ def sample_cell(sample: Mapping[str, Any], tile_width: int) -> np.ndarray:
                                 ["blur intensity"]))
     if "flow_fwd" in sample:
         flow = np.asarray(sample["flow_fwd"], np.float32)
-        magnitude = float(np.nanmax(np.hypot(flow[..., 0], flow[..., 1]))) if flow.size else 0.0
-        color = cv2.resize(flow_to_rgb(flow), image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
+        valid = None
+        if "flow_valid" in sample:  # (H, W) or (H, W, 2) with channel 0 for the forward flow
+            valid = np.asarray(sample["flow_valid"], bool)
+            valid = valid[..., 0] if valid.ndim == 3 else valid
+        shown = np.hypot(flow[..., 0], flow[..., 1])
+        shown = shown[valid] if valid is not None else shown
+        magnitude = float(np.nanmax(shown)) if shown.size else 0.0
+        color = cv2.resize(flow_to_rgb(flow, valid=valid), image.shape[1::-1], interpolation=cv2.INTER_NEAREST)
         tiles.append(draw_label(color, [f"flow fwd, max {magnitude:.1f} px"]))
     return hstack(tiles) if len(tiles) > 1 else image
 
