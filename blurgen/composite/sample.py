@@ -81,6 +81,7 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
     blur_mask = np.zeros(image.shape[:2], bool)
     extent = np.zeros(image.shape[:2], np.float32)
     records = []
+    touched: list[tuple[slice, slice]] = []  # the windows the instances changed pixels in
     for i in chosen:
         mask = view.masks[i]
         coverage = str(rng.choice(COVERAGE_MODES, p=coverage_p))
@@ -102,6 +103,7 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
                                                           config.compositing.feather_max_px),
                                 fill_margin_px=config.compositing.fill_margin_px, weight=weight)
         win = outcome.window
+        touched.append(win)
         image[win] = outcome.image
         # A later instance is composited over an earlier one: where it changed pixels, its motion is seen.
         extent[win] = np.where(outcome.changed, outcome.extent, extent[win])
@@ -115,13 +117,19 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
                                                         tuple(config.photometric.noise))
     blurred_types = sorted({r["params"]["type"] for r in records if "params" in r})
     sharp_u8 = linear_to_srgb_uint8(sharp) if photometric else view_u8
-    image_u8 = sharp_u8.copy()  # outside the mask the two are equal: encode only the blurred pixels
-    image_u8[blur_mask] = linear_to_srgb_uint8(image[blur_mask])
+    # Outside the blur mask image and sharp are equal: encode only where instances changed pixels.
+    image_u8 = sharp_u8.copy()
+    intensity = np.zeros_like(extent)
+    if touched:
+        box = (slice(min(w[0].start for w in touched), max(w[0].stop for w in touched)),
+               slice(min(w[1].start for w in touched), max(w[1].stop for w in touched)))
+        image_u8[box] = np.where(blur_mask[box][..., None], linear_to_srgb_uint8(image[box]), sharp_u8[box])
+        intensity[box] = np.clip(extent[box] / np.float32(config.blur.intensity_max_px), 0.0, 1.0)
     return {
         "image": image_u8,
         "sharp": sharp_u8,
         "blur_mask": blur_mask,
-        "blur_intensity": np.clip(extent / np.float32(config.blur.intensity_max_px), 0.0, 1.0).astype(np.float32),
+        "blur_intensity": intensity,
         "sample_id": f"composite-s{config.seed}-{item.item_id:09d}",
         "source_id": source.source_id,
         "split": item.split,
