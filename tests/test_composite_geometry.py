@@ -9,7 +9,7 @@ import pytest
 from blurgen.composite.coverage import partial_weight
 from blurgen.composite.fill import fill_region
 from blurgen.composite.photometric import apply_photometric
-from blurgen.composite.views import centred_crop, cut_view, instance_crop, mask_box
+from blurgen.composite.views import centred_crop, cut_view, instance_crop, mask_box, resize
 
 
 def disc(h: int, w: int, cx: int, cy: int, r: int) -> np.ndarray:
@@ -119,3 +119,21 @@ def test_photometric_changes_image_and_sharp_identically_where_they_agree():
     gain = 2.0 ** params["exposure_ev"]
     # noise has zero mean: the mean follows the exposure
     assert abs(b.mean() - np.clip(sharp * gain, 0, 1).mean()) < 0.01
+
+
+def test_a_stretched_crop_is_resampled_evenly_along_the_growing_axis():
+    ramp = np.tile(np.arange(30, dtype=np.float32)[:, None, None] / 30, (1, 90, 3))  # varies along y
+    out = resize(ramp, 50, 40)  # x shrinks (area averaging), y grows (bilinear); fewer pixels in all
+    steps = np.diff(out[5:35, 20, 0])
+    # OpenCV's area mode on a mixed resize steps unevenly along the growing axis
+    np.testing.assert_allclose(steps, (1.0 / 30) * (30 / 40), atol=1e-5)  # the ramp, 30 -> 40 rows
+
+
+def test_partial_weight_reaches_as_far_as_the_blur_does():
+    mask = disc(120, 200, 100, 60, 25)  # box x 75..125
+    near = partial_weight(np.random.default_rng(2), mask, 0.95, 4.0)
+    far = partial_weight(np.random.default_rng(2), mask, 0.95, 4.0, reach=20)
+    cols = lambda w: np.flatnonzero((w > 0.5).any(axis=0))  # noqa: E731
+    assert cols(near)[0] >= 75 - 3 and cols(near)[-1] <= 125 + 3
+    # a streak leaving the instance keeps its blur up to the reach (blobs cover the padded box)
+    assert cols(far)[0] <= 75 - 15 and cols(far)[-1] >= 125 + 15

@@ -284,3 +284,48 @@ def test_blurring_is_the_same_wherever_the_instance_sits_in_the_frame(kind):
     assert np.array_equal(a.changed[local], b.changed[inner])
     np.testing.assert_allclose(a.image[local], b.image[inner], atol=2e-3)
     np.testing.assert_allclose(a.extent[local], b.extent[inner], atol=1e-4)
+
+
+def test_edge_ring_blurs_labels_and_removes_only_its_band():
+    rng = np.random.default_rng(5)
+    image = rng.random((96, 96, 3)).astype(np.float32) * 0.3
+    mask = np.zeros((96, 96), bool)
+    mask[20:76, 20:76] = True
+    image[mask] = [0.8, 0.6, 0.2]
+    image[40:56, 40:56] = [0.1, 0.9, 0.9]  # texture deep inside, far from the band
+    params = sample_params("edge_ring", rng, 24.0, mask)
+    params["band_px"] = 3.0
+    out = Full(image, mask, params, feather_px=6, fill_margin_px=1)
+    # the interior more than the band width inside the boundary is untouched and unlabelled
+    interior = np.zeros_like(mask)
+    interior[20 + 4:76 - 4, 20 + 4:76 - 4] = True
+    assert not out.changed[interior].any()
+    assert np.array_equal(out.image[interior], image[interior])
+    # every labelled pixel is in the band and carries blur
+    assert out.changed.any() and (out.extent[out.changed] > 0).all()
+
+
+def test_an_instance_cut_by_the_frame_keeps_full_coverage_up_to_the_frame_edge():
+    image = np.full((64, 128, 3), 0.2, np.float32)
+    mask = np.zeros((64, 128), bool)
+    mask[16:48, 0:40] = True  # runs off the left edge
+    image[mask] = 0.8
+    params = sample_params("straight", np.random.default_rng(6), 30.0, mask)
+    params["angle_deg"] = 0.0
+    out = Full(image, mask, params, feather_px=0, fill_margin_px=0)
+    # the object continues beyond the frame: at the left edge its blur still sees object only
+    np.testing.assert_allclose(out.image[20:44, 0:20], 0.8, atol=1e-4)
+
+
+def test_zoom_intensity_never_exceeds_the_recorded_extent(tmp_path):
+    config = tiny(blur={"types": ["zoom_rotation"]}, samples={"mask_centric": 1.0},
+                  coverage={"sharp": 0.0, "full": 1.0, "partial": 0.0})
+    composite_dataset(config, tmp_path, progress=False)
+    checked = 0
+    for sample in ShardDataset(tmp_path):
+        (record,) = json.loads(sample["instances"]) or [None]
+        if record and "params" in record:
+            extent = sample["blur_intensity"] * config.blur.intensity_max_px
+            assert extent.max() <= record["params"]["extent_px"] * 1.01 + 1e-3
+            checked += 1
+    assert checked >= 4

@@ -29,8 +29,8 @@ Types (subtle-blur paper §3.2):
 ``extent`` output: the coverage-weighted mean extent of the content arriving at each pixel,
 ``blur(a * E_src) / blur(a)`` where ``blur(a) > 1e-6`` (else 0; ``a_b`` and ``F_b`` are zeroed
 there too, so ``a_b > 0`` exactly where the extent is defined). ``E_src`` is the path length
-(constant for space-invariant types, where the ratio is that constant), ``kappa * r`` for
-zoom_rotation, and ``band weight * L`` for edge_ring.
+(constant for space-invariant types, where the ratio is that constant) and ``kappa * r`` for
+zoom_rotation; edge_ring writes ``band weight * L`` at the destination pixel instead.
 """
 
 from __future__ import annotations
@@ -340,6 +340,23 @@ def _rolling(params: Mapping, fg: np.ndarray, alpha: np.ndarray,
     return _finish(window, blur_and_shift(fg, True), blur_and_shift(alpha, False), fg.shape, length)
 
 
+def edge_band_weight(inside: np.ndarray, band_px: float) -> np.ndarray:
+    """Edge-ring blend weight (H x W float32): 1 within ``band_px`` of the boundary of the binary
+    instance ``inside`` (either side), falling smoothly to exactly 0 at ``band_px``."""
+    # Distance of every pixel centre to the boundary, either side. distanceTransform does not
+    # treat the frame as background, so an instance cut by the frame gets no band along the
+    # frame. One of the two is 0 at every pixel; the 5x5 mask is within ~2 % of the exact
+    # Euclidean distance and 3x faster, plenty for a blend weight.
+    inside = np.ascontiguousarray(inside).view(np.uint8)
+    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
+    dist += cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
+    dist -= 0.5
+    fade = max(0.4 * band_px, min(1.0, band_px))  # smooth fall-off over the band's outer part
+    weight = (1.0 - smoothstep(band_px - fade, band_px, dist)).astype(np.float32, copy=False)
+    weight[dist >= band_px] = 0.0
+    return weight
+
+
 def _edge_ring(params: Mapping, fg: np.ndarray, alpha: np.ndarray,
                bbox: tuple[int, int, int, int]) -> BlurResult:
     length = float(params["extent_px"])
@@ -347,22 +364,12 @@ def _edge_ring(params: Mapping, fg: np.ndarray, alpha: np.ndarray,
     psf = motion.path_psf(motion.straight_path(length, float(params["angle_deg"])))
     window = _Window.around(bbox, max(psf.shape[0] // 2, math.ceil(band)) + 2, alpha.shape)
     alpha_w = window.take(alpha, bbox)
-    # Distance of every pixel centre to the boundary of the binary instance, either side.
-    # distanceTransform does not treat the frame as background, so an instance cut by the
-    # frame gets no band along the frame.
-    inside = (alpha_w > 0.5).view(np.uint8)
-    # One of the two is 0 at every pixel; the 5x5 mask is within ~2 % of the exact Euclidean
-    # distance and 3x faster, plenty for a blend weight.
-    dist = cv2.distanceTransform(inside, cv2.DIST_L2, 5)
-    dist += cv2.distanceTransform(1 - inside, cv2.DIST_L2, 5)
-    dist -= 0.5
-    band_mask = dist < band  # nothing outside it changes
+    weight = edge_band_weight(alpha_w > 0.5, band)
+    band_mask = weight > 0.0  # nothing outside it changes
     out_fg, out_alpha = fg.copy(), alpha.copy()
     extent = np.zeros(alpha.shape, np.float32)
     if not band_mask.any():
         return BlurResult(out_fg, out_alpha, extent)
-    fade = max(0.4 * band, min(1.0, band))  # smooth fall-off over the band's outer part
-    weight = (1.0 - smoothstep(band - fade, band, dist)).astype(np.float32, copy=False)
 
     # Blend with the original pixels (not the bbox-only window) and write only the band.
     (iy, ix), _ = window.inside(alpha.shape)  # the window is clipped: all of it is inside

@@ -23,7 +23,7 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from blurgen.composite.blur_types import apply_blur
+from blurgen.composite.blur_types import apply_blur, edge_band_weight
 from blurgen.composite.fill import fill_region
 from blurgen.composite.views import mask_box
 
@@ -66,19 +66,31 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     """Blur the instance ``mask`` (HxW bool) of ``image`` (HxWx3 float32 linear) by ``params``.
 
     ``weight`` (HxW in [0, 1], partial coverage) blends the blurred result with the input per
-    pixel; where it is 0 nothing changes.
+    pixel; where it is 0 nothing changes. Edge-ring blur is a straight blur blended the same way
+    by its band weight, so that only the band is blurred, removed and labelled.
     """
     if float(params["extent_px"]) <= 0.0 or not mask.any():
         window = (slice(0, 0), slice(0, 0))
         return InstanceOutcome(window, image[window].copy(), np.zeros((0, 0), bool), np.zeros((0, 0), np.float32))
     # All per-pixel work happens in a window that holds everything the blur can reach, not over
     # the whole frame: an instance is often a small part of the sample (docs/benchmarks.md).
+    # Where that window sticks out of the frame it is filled by replicating the border: an
+    # instance cut by the frame continues beyond it (it does not end there), so its streaks
+    # keep full coverage up to the frame edge instead of fading into the background.
     x0, y0, x1, y1 = mask_box(mask)
     height, width = mask.shape
     pad = feather_px + fill_margin_px + blur_reach(params)
-    wy0, wy1, wx0, wx1 = max(0, y0 - pad), min(height, y1 + pad), max(0, x0 - pad), min(width, x1 + pad)
-    window = (slice(wy0, wy1), slice(wx0, wx1))
-    crop, alpha = image[window], mask[window].astype(np.float32)
+    wy0, wy1, wx0, wx1 = y0 - pad, y1 + pad, x0 - pad, x1 + pad
+    inner = (slice(max(0, wy0), min(height, wy1)), slice(max(0, wx0), min(width, wx1)))
+    border = (inner[0].start - wy0, wy1 - inner[0].stop, inner[1].start - wx0, wx1 - inner[1].stop)
+    crop = _extend(image[inner], border)
+    binary = _extend(mask[inner].view(np.uint8), border)
+    blend = None if weight is None else _extend(weight[inner], border)
+    if params["type"] == "edge_ring":
+        band = edge_band_weight(binary.astype(bool), float(params["band_px"]))
+        blend = band if blend is None else blend * band
+        params = {"type": "straight", "extent_px": params["extent_px"], "angle_deg": params["angle_deg"]}
+    alpha = binary.astype(np.float32)
     if feather_px > 0:
         size = 2 * feather_px + 1
         alpha = cv2.blur(alpha, (size, size), borderType=cv2.BORDER_REPLICATE)
@@ -91,13 +103,21 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     composite = blurred.foreground + (1.0 - blurred.alpha)[..., None] * background
     changed = (blurred.alpha > ALPHA_EPS) | removed
     extent = np.where(changed, blurred.extent, 0.0).astype(np.float32)
-    if weight is not None:
-        w = weight[window]
-        changed &= w > 0.0
-        composite = w[..., None] * composite + (1.0 - w[..., None]) * crop
-        extent = np.where(changed, w * extent, 0.0).astype(np.float32)
+    if blend is not None:
+        changed &= blend > 0.0
+        composite = blend[..., None] * composite + (1.0 - blend[..., None]) * crop
+        extent = np.where(changed, blend * extent, 0.0).astype(np.float32)
     out = np.where(changed[..., None], composite, crop).astype(np.float32)
-    return InstanceOutcome(window, out, changed, extent)
+    back = (slice(border[0], border[0] + inner[0].stop - inner[0].start),
+            slice(border[2], border[2] + inner[1].stop - inner[1].start))
+    return InstanceOutcome(inner, out[back], changed[back], extent[back])
+
+
+def _extend(array: np.ndarray, border: tuple[int, int, int, int]) -> np.ndarray:
+    """``array`` with ``border`` (top, bottom, left, right) pixels replicated around it."""
+    if not any(border):
+        return array
+    return cv2.copyMakeBorder(np.ascontiguousarray(array), *border, cv2.BORDER_REPLICATE)
 
 
 def _in_window(params: Mapping, x0: int, y0: int) -> dict:

@@ -19,14 +19,16 @@ COVERAGE_MODES = ("sharp", "full", "partial")
 
 
 def partial_weight(rng: np.random.Generator, mask: np.ndarray, share: float,
-                   transition_px: float) -> np.ndarray:
+                   transition_px: float, reach: int = 0) -> np.ndarray:
     """HxW float32 weight in [0, 1]: 1 where the instance is blurred, 0 where it stays sharp.
 
     About ``share`` of the instance's pixels get weight >= 1/2. The weight is also defined
-    (and smooth) outside the instance, where the blur's streaks reach.
+    (and smooth) outside the instance, up to ``reach`` px beyond its box, where the blur's
+    streaks reach: a blob at the instance's edge carries on along its streak.
     """
     height, width = mask.shape
     x0, y0, x1, y1 = mask_box(mask)
+    x0, y0, x1, y1 = max(0, x0 - reach), max(0, y0 - reach), min(width, x1 + reach), min(height, y1 + reach)
     # Blobs a few per instance: noise on a coarse grid over the instance's box, upsampled.
     grid = 24
     noise = fractal_noise(rng, (grid, grid), beta=3.0)

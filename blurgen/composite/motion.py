@@ -29,11 +29,14 @@ import numpy as np
 # Largest distance the content may travel between two consecutive samples of a path (px).
 MAX_STEP_PX = 0.5
 
-# cv2.filter2D switches to a DFT for kernels of at least this many elements (130 for float32
-# with SSE3, else 50, per OpenCV's dftFilter2D). The DFT costs the same however sparse the kernel
-# is; the direct path only visits non-zero taps, and motion PSFs are thin curves, so we cut big
-# kernels into tiles below the threshold (see convolve_psf).
-_DFT_MIN_AREA = 130 if "SSE3" in cv2.getCPUFeaturesLine().split() else 50
+# cv2.filter2D switches to a DFT for kernels of at least 130 elements (float32 with SSE3; 50
+# without it, per OpenCV's dftFilter2D). The DFT costs the same however sparse the kernel is;
+# the direct path only visits non-zero taps, and motion PSFs are thin curves, so we cut big
+# kernels into tiles below the threshold (see convolve_psf). The tiling is fixed, not read from
+# this CPU's features: the same tiles on every farm node keep the rounding, and so the bytes,
+# the same (on a CPU without SSE3, tiles of 50 to 129 taps would take OpenCV's DFT: slower, and
+# rounded differently).
+_DFT_MIN_AREA = 130
 # Tile shapes tried for a sparse kernel (all below the DFT threshold); elongated ones cover a
 # nearly horizontal or vertical streak in few passes.
 _TILE_SHAPES = [(h, (_DFT_MIN_AREA - 1) // h) for h in (1, 2, 3, 5, 7)]

@@ -217,9 +217,9 @@ class SamMasks:
             model = sam_model_registry[self.model_type]()
             try:
                 model.load_state_dict(state)
-            except Exception as exc:
+            except Exception:
                 raise BlurgenError(f"{where}: its weights do not fit the {self.model_type} architecture "
-                                   f"(a checkpoint of another model type? set sam.model_type)") from None
+                                   "(a checkpoint of another model type? set --sam-model)") from None
         try:
             model = model.to(device).eval()
         except Exception as exc:

@@ -13,11 +13,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import cv2
 import numpy as np
 
 from blurgen.color import linear_to_srgb_uint8
 from blurgen.composite.blur_types import BlurShape, sample_params
-from blurgen.composite.compose import blur_instance, feather_radius
+from blurgen.composite.compose import blur_instance, blur_reach, feather_radius
 from blurgen.composite.config import STAGES, CompositeConfig, allowed_types
 from blurgen.composite.coverage import COVERAGE_MODES, partial_weight
 from blurgen.composite.photometric import apply_photometric
@@ -93,15 +94,22 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         kind = str(rng.choice(types)) if mixed_instances else sample_type
         strength = "subtle" if rng.random() < config.blur.subtle_share else "strong"
         span = config.blur.subtle_px if strength == "subtle" else config.blur.strong_px
-        params = sample_params(kind, rng, float(rng.uniform(*span)), mask, shape)
+        extent_px = float(rng.uniform(*span))
+        feather = feather_radius(extent_px, config.compositing.feather, config.compositing.feather_max_px)
+        # Parameters see the feathered support, which is what gets blurred: zoom's centre and
+        # radius (so its extent is the largest over the rim too) and rolling's centre row.
+        support = mask if feather == 0 else cv2.dilate(mask.view(np.uint8), np.ones((2 * feather + 1,) * 2,
+                                                                                   np.uint8)).astype(bool)
+        params = sample_params(kind, rng, extent_px, support, shape)
         weight = None
         if coverage == "partial":
             weight = partial_weight(rng, mask, float(rng.uniform(*c.partial_area)),
-                                    float(rng.uniform(*c.transition_px)))
-        outcome = blur_instance(image, mask, params,
-                                feather_px=feather_radius(params["extent_px"], config.compositing.feather,
-                                                          config.compositing.feather_max_px),
+                                    float(rng.uniform(*c.transition_px)), reach=blur_reach(params) + feather)
+        outcome = blur_instance(image, mask, params, feather_px=feather,
                                 fill_margin_px=config.compositing.fill_margin_px, weight=weight)
+        if not outcome.changed.any():  # e.g. a zoom about a point: nothing moved, nothing to record
+            record["coverage"] = "sharp"
+            continue
         win = outcome.window
         touched.append(win)
         image[win] = outcome.image

@@ -92,10 +92,14 @@ def resize_mask(mask: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def resize(image: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Area averaging when shrinking (no aliasing), bilinear when enlarging; dtype kept."""
+    """Area averaging when shrinking (no aliasing), bilinear when enlarging, per axis; dtype kept."""
     h, w = image.shape[:2]
     image = np.ascontiguousarray(image)
     if (w, h) == (width, height):
         return image
-    shrink = width * height < w * h
+    if (width < w and height > h) or (width > w and height < h):
+        # One axis shrinks, the other grows (a stretched crop): OpenCV's area mode would then
+        # interpolate unevenly; resample each axis with its own method.
+        return resize(resize(image, width, h), width, height)
+    shrink = width < w or height < h
     return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)

@@ -273,7 +273,7 @@ def splat_priorities(flow_fwd: np.ndarray, flow_bwd: np.ndarray, valid_fwd: np.n
 
     Flow alone does not say which of two surfaces that meet at time t is in front, when both
     are visible in both frames (an object passing over the background). Two cues decide:
-    a source hidden in the other frame (validity false) is behind something, weight x 0.01;
+    a source hidden in the other frame (validity false) is behind something, weight x OCCLUDED_PRIORITY (1e-9);
     and the dominant motion is taken to be the background: weight x exp(min(r, 20)) for a
     residual of r px from it (``dominant_motion_residual``), so an object moving on its own
     wins over the background it crosses, as with a z-buffer. Visibility comes first: a hidden
