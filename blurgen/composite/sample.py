@@ -24,7 +24,7 @@ from blurgen.composite.coverage import COVERAGE_MODES, partial_weight
 from blurgen.composite.photometric import apply_photometric
 from blurgen.composite.plan import STREAM_SAMPLE, CompositeItem
 from blurgen.composite.sources import SourceData
-from blurgen.composite.views import View, centred_crop, cut_view, instance_crop
+from blurgen.composite.views import View, centred_crop, cut_view, instance_crop, mask_box
 from blurgen.rng import item_rng
 
 # Image-centric samples skip an instance that shares more than this share of the smaller one's
@@ -60,14 +60,15 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
     if views is not None and key in views:
         view, view_u8 = views[key]
     else:
-        view = cut_view(source.image, source.masks, source.mask_names, crop, s.width, s.height)
+        view = cut_view(source.image, source.masks, source.mask_names, crop, s.width, s.height,
+                        only=focus if mask_centric else None)
         view_u8 = linear_to_srgb_uint8(view.image)
         if views is not None and not mask_centric:  # mask-centric crops are random: never reused
             views[key] = view, view_u8
-    large = [i for i in range(len(view.masks)) if np.count_nonzero(view.masks[i]) >= s.min_instance_px]
     if mask_centric:
-        chosen = [focus] if focus in large else []
+        chosen = [focus] if np.count_nonzero(view.masks[focus]) >= s.min_instance_px else []
     else:
+        large = [i for i in range(len(view.masks)) if np.count_nonzero(view.masks[i]) >= s.min_instance_px]
         chosen = _pick_instances(rng, view, large, int(rng.integers(1, s.max_instances + 1)))
 
     types = allowed_types(config)
@@ -97,9 +98,9 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         extent_px = float(rng.uniform(*span))
         feather = feather_radius(extent_px, config.compositing.feather, config.compositing.feather_max_px)
         # Parameters see the feathered support, which is what gets blurred: zoom's centre and
-        # radius (so its extent is the largest over the rim too) and rolling's centre row.
-        support = mask if feather == 0 else cv2.dilate(mask.view(np.uint8), np.ones((2 * feather + 1,) * 2,
-                                                                                   np.uint8)).astype(bool)
+        # radius (so its extent is the largest over the rim too) and rolling's centre row, the
+        # only parameters that depend on the instance's shape.
+        support = mask if feather == 0 or kind not in ("zoom_rotation", "rolling") else _dilated(mask, feather)
         params = sample_params(kind, rng, extent_px, support, shape)
         weight = None
         if coverage == "partial":
@@ -149,6 +150,16 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         "instances": json.dumps(records, sort_keys=True),
         "photometric": json.dumps(photometric, sort_keys=True),
     }
+
+
+def _dilated(mask: np.ndarray, radius: int) -> np.ndarray:
+    """``mask`` grown by ``radius`` px (a square), computed in a window around it."""
+    x0, y0, x1, y1 = mask_box(mask)
+    window = (slice(max(0, y0 - radius), y1 + radius), slice(max(0, x0 - radius), x1 + radius))
+    grown = np.zeros_like(mask)
+    kernel = np.ones((2 * radius + 1, 2 * radius + 1), np.uint8)
+    grown[window] = cv2.dilate(np.ascontiguousarray(mask[window]).view(np.uint8), kernel).astype(bool)
+    return grown
 
 
 def _pick_instances(rng: np.random.Generator, view: View, candidates: list[int], count: int) -> list[int]:

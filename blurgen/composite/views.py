@@ -65,12 +65,17 @@ def centred_crop(shape: tuple[int, int], width: int, height: int) -> tuple[int, 
 
 
 def cut_view(image: np.ndarray, masks: np.ndarray, names: list[str], crop: tuple[int, int, int, int],
-             width: int, height: int) -> View:
-    """Crop ``image`` and ``masks`` and resize them to width x height."""
+             width: int, height: int, only: int | None = None) -> View:
+    """Crop ``image`` and ``masks`` and resize them to width x height.
+
+    ``only``: resample just that mask (a mask-centric sample uses no other); the rest stay empty.
+    """
     x0, y0, x1, y1 = crop
     out_image = resize(image[y0:y1, x0:x1], width, height)
     out_masks = np.zeros((len(masks), height, width), bool)
     for i, mask in enumerate(masks):
+        if only is not None and i != only:
+            continue
         part = mask[y0:y1, x0:x1]
         if part.any():  # most instances of a photo lie outside a mask-centric crop
             out_masks[i] = resize_mask(part, width, height)
