@@ -32,7 +32,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -41,8 +40,11 @@ from pathlib import Path
 
 import numpy as np
 
-from blurgen.assets import demo_assets
-from blurgen.render.blender import RenderedItem, render_batch, script_path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine  # noqa: E402
+
+from blurgen.assets import demo_assets  # noqa: E402
+from blurgen.render.blender import RenderedItem, render_batch, script_path  # noqa: E402
 
 INSTANTS, SUB = 24, 23
 KS = list(range(1, 11))
@@ -135,16 +137,6 @@ def references(args, trajs: list[dict], work: Path) -> np.ndarray:
     return refs
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--width", type=int, default=160)
@@ -194,8 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     # An image's PSNR against its reference; "mean PSNR" averages dB over all images.
     scores = [np.array([[psnr(img[i, w], refs[i, w]) for w in range(len(KS))] for i in range(len(trajs))])
               for *_, img in rows]
-    print(f"\nmachine: {cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-          f"Python {platform.python_version()}")
+    print(f"\nmachine: {machine()}")
     print(f"images: {args.width}x{args.height}, {len(trajs)} trajectories ({', '.join(t['id'][:17] for t in trajs)}), "
           f"windows k=1..10 centred, {n_images} blurred images per approach; reference {args.ref_spp} spp direct")
     print(f"\nBlender start-up (launch, set-up, {len(trajs)} mesh imports) per process: {startup:.2f} CPU s")

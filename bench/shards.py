@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import os
 import platform
 import shutil
 import sys
@@ -28,8 +27,11 @@ import cv2
 import h5py
 import numpy as np
 
-import blurgen.shards.reader as shard_reader
-from blurgen.shards import ShardDataset, ShardWriter
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import machine  # noqa: E402
+
+import blurgen.shards.reader as shard_reader  # noqa: E402
+from blurgen.shards import ShardDataset, ShardWriter  # noqa: E402
 
 H, W = 240, 320
 DISTINCT = 64  # distinct samples generated up front, so generation is not timed with writing
@@ -129,19 +131,6 @@ def read_random_workers(folder: Path, indices: np.ndarray, workers: int, use_dir
     return dt
 
 
-def machine() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return f"{model}, {cores} cores, {platform.system()} {platform.release()}"
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--samples", type=int, default=400, help="samples per shard (default 400)")
@@ -168,7 +157,7 @@ def main(argv: list[str] | None = None) -> None:
     indices = rng.integers(0, args.samples, args.reads)
     root = args.dir or Path(tempfile.mkdtemp(prefix="blurgen-bench-"))
     # a 1-minute load average well above 0 at the start means other work shares the cores
-    print(f"machine: {machine()}, load average {os.getloadavg()[0]:.2f} at start")
+    print(f"machine: {machine()}")
     inflater = "yes" if libdeflate else "no (pip install deflate)"
     print(f"python {platform.python_version()}, numpy {np.__version__}, h5py {h5py.__version__}, "
           f"HDF5 {h5py.version.hdf5_version}, {plugin}, libdeflate {inflater}")
