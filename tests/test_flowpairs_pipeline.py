@@ -216,7 +216,7 @@ def test_synth_user_pairs_keep_discard_and_name_bad_pairs(tmp_path):
     assert s["flow_source"] == "exact" and (s["flow_fwd"][..., 0] == 3.0).all()
 
 
-def test_synth_default_is_quick_enough_to_run_by_default(tmp_path):
+def test_synth_default_runs_on_the_built_in_scenes(tmp_path):
     """The CLI default (no options but --out) uses the built-in scenes; here with fewer of them."""
     result = run("flowpairs", "synth", "--print-config")
     assert "mode: synth" in result.output and "pairs: null" in result.output
