@@ -155,7 +155,135 @@ def test_flow_bound_drops_windows(sources, tmp_path):
         "mode": "video", "video": {"videos": str(sources[0] / "a.avi")}, "windows": {"max_flow": 3.0},
         "output": {"preview": False}})
     summary = flowpairs_dataset(config, tmp_path / "o", progress=False)
-    assert summary.samples == 0 and summary.tasks[0].dropped == {"large_flow": 3}
+    assert summary.samples == 0 and summary.tasks[0].counts["dropped"] == {"large_flow": 3}
+
+
+class RowSkew:
+    """A stand-in estimator whose flow is (0.05 y, 0) at row y, whichever way it is asked: forward
+    and backward flow then disagree by |f + b| = 0.1 y on row y, a controlled consistency error."""
+    name = "row-skew"
+
+    def __call__(self, first, last):
+        h, w = first.shape[:2]
+        flow = np.zeros((h, w, 2), np.float32)
+        flow[..., 0] = 0.05 * np.arange(h, dtype=np.float32)[:, None]
+        return flow
+
+
+class Translation:
+    """A stand-in estimator for the fixtures' pure translations: the integer shift d (|d| <= 25 px)
+    with first(x) = last(x + d), found by exhaustive search, as a constant flow."""
+    name = "translation"
+
+    def __call__(self, first, last):
+        h, w = first.shape[:2]
+        a, b = first.astype(np.int32), last.astype(np.int32)
+        errors = {}
+        for dx in range(-25, 26):
+            lo, hi = max(0, -dx), min(w, w - dx)
+            errors[dx] = np.abs(a[:, lo:hi] - b[:, lo + dx:hi + dx]).mean()
+        flow = np.zeros((h, w, 2), np.float32)
+        flow[..., 0] = min(errors, key=errors.get)
+        return flow
+
+
+@pytest.fixture
+def stand_in_estimators(monkeypatch):
+    from blurgen.flow import estimators
+
+    monkeypatch.setattr(estimators, "_REGISTRY", {**estimators._REGISTRY, "row-skew": RowSkew,
+                                                  "translation": Translation})
+
+
+@pytest.mark.parametrize("alpha, beta, rows", [
+    # Row y passes where |f + b|^2 = 4 g^2 <= alpha (|f|^2 + |b|^2) + beta = 2 alpha g^2 + beta,
+    # g = 0.05 y; by hand: g^2 <= beta / (4 - 2 alpha).
+    (0.01, 0.5, 8),    # the defaults: g <= 0.354, rows 0..7
+    (0.01, 0.1, 4),    # g <= 0.158, rows 0..3
+    (0.01, 2.0, 15),   # g <= 0.709, rows 0..14
+    (1.9, 0.5, 32),    # g <= 1.581, rows 0..31
+])
+def test_consistency_thresholds_come_from_the_config(sources, tmp_path, stand_in_estimators, alpha, beta, rows):
+    g = 0.05 * np.arange(H)
+    margin = 4 * g ** 2 - (2 * alpha * g ** 2 + beta)
+    assert np.array_equal(np.flatnonzero(margin <= 0), np.arange(rows))  # the hand count above
+    assert np.abs(margin).min() > 0.01  # no row within rounding of the bound
+    config = resolve_config(FlowpairsConfig, KIND, overrides={
+        "mode": "video", "video": {"videos": str(sources[0] / "a.avi")}, "output": {"preview": False},
+        "flow": {"estimator": "row-skew", "consistency_alpha": alpha, "consistency_beta": beta, "min_valid": 0.0}})
+    flowpairs_dataset(config, tmp_path / "o", progress=False)
+    samples = list(ShardDataset(tmp_path / "o"))
+    assert len(samples) == 3
+    # Both directions: the row's test passes and the end point x + g lies inside the image.
+    x = np.arange(W)
+    expected = (margin <= 0)[:, None] & (x[None, :] + g[:, None] <= W - 1)
+    for s in samples:
+        assert np.array_equal(s["flow_valid"][..., 0], expected)
+        assert np.array_equal(s["flow_valid"][..., 1], expected)
+        assert s["max_displacement"] == pytest.approx(0.05 * (rows - 1))
+
+
+def test_consistency_off_marks_every_pixel_valid(sources, tmp_path, stand_in_estimators):
+    config = resolve_config(FlowpairsConfig, KIND, overrides={
+        "mode": "video", "video": {"videos": str(sources[0] / "a.avi")}, "output": {"preview": False},
+        "flow": {"estimator": "row-skew", "consistency": False}})
+    flowpairs_dataset(config, tmp_path / "o", progress=False)
+    samples = list(ShardDataset(tmp_path / "o"))
+    assert len(samples) == 3 and all(s["flow_valid"].all() for s in samples)
+    assert all(s["max_displacement"] == pytest.approx(0.05 * (H - 1)) for s in samples)
+
+
+@pytest.mark.parametrize("min_flow, kept, dropped", [
+    (0.0, [3, 7], 0),
+    (4.0, [7], 3),     # 3-frame windows move 2 px: below 4
+    (6.0, [7], 3),     # 7-frame windows move exactly 6 px: not below 6, kept
+    (6.5, [], 6),
+])
+def test_min_flow_drops_slow_windows(sources, tmp_path, stand_in_estimators, min_flow, kept, dropped):
+    # a.avi moves 1 px left per frame; lengths 3 and 7 on anchors 3, 10, 17: 2 px and 6 px of flow
+    config = resolve_config(FlowpairsConfig, KIND, overrides={
+        "mode": "video", "video": {"videos": str(sources[0] / "a.avi")}, "output": {"preview": False},
+        "windows": {"lengths": [3, 7], "stride": 7, "min_flow": min_flow}, "flow": {"estimator": "translation"}})
+    summary = flowpairs_dataset(config, tmp_path / "o", progress=False)
+    assert summary.tasks[0].counts.get("dropped", {}) == ({"small_flow": dropped} if dropped else {})
+    samples = list(ShardDataset(tmp_path / "o")) if summary.samples else []
+    assert sorted({int(s["frames"]) for s in samples}) == kept and len(samples) == 6 - dropped
+    for s in samples:
+        assert s["max_displacement"] == s["frames"] - 1
+        assert (s["flow_fwd"][..., 0] == 1 - s["frames"]).all()
+
+
+def test_retrieval_preset_draws_one_length_per_anchor_200_frames_apart(tmp_path, stand_in_estimators):
+    # 600 frames whose content moves 1 px left every 10 frames (at most 20 px in 200 frames).
+    steps = moving_frames(60, seed=5)
+    frames = [steps[k // 10] for k in range(600)]
+    write_video(tmp_path / "v" / "slow.avi", frames)
+    config = resolve_config(FlowpairsConfig, KIND, preset="retrieval", overrides={
+        "mode": "video", "video": {"videos": str(tmp_path / "v")}, "output": {"preview": False},
+        "flow": {"estimator": "translation"}})
+    summary = flowpairs_dataset(config, tmp_path / "o", progress=False)
+    assert summary.samples == 3 and summary.tasks[0].counts.get("dropped", {}) == {}
+    samples = sorted(ShardDataset(tmp_path / "o"), key=lambda s: int(s["window_start"]))
+    # Windows of up to 200 frames centred on anchors 99, 299, 499 (by hand: the first anchor
+    # leaves 99 frames before it and 100 after it; 699 would need frames up to 799).
+    lengths = [int(s["frames"]) for s in samples]
+    starts = [int(s["window_start"]) for s in samples]
+    assert [start + (n - 1) // 2 for start, n in zip(starts, lengths)] == [99, 299, 499]
+    assert all(1 <= n <= 200 for n in lengths) and len(set(lengths)) == 3  # drawn, not one fixed length
+    for s, start, n in zip(samples, starts, lengths):
+        window = frames[start:start + n]
+        assert np.array_equal(s["image"], average_frames(window))
+        assert np.array_equal(s["sharp"], window[(n - 1) // 2])
+        assert np.array_equal(s["first"], window[0]) and np.array_equal(s["last"], window[-1])
+        assert s["max_displacement"] == (start + n - 1) // 10 - start // 10
+    # Another seed draws other lengths for the same anchors.
+    other = resolve_config(FlowpairsConfig, KIND, preset="retrieval", overrides={
+        "seed": 1, "mode": "video", "video": {"videos": str(tmp_path / "v")}, "output": {"preview": False},
+        "flow": {"estimator": "translation"}})
+    flowpairs_dataset(other, tmp_path / "o1", progress=False)
+    redrawn = sorted(ShardDataset(tmp_path / "o1"), key=lambda s: int(s["window_start"]))
+    assert [int(s["window_start"]) + (int(s["frames"]) - 1) // 2 for s in redrawn] == [99, 299, 499]
+    assert [int(s["frames"]) for s in redrawn] != lengths
 
 
 def test_export_flo_of_flowpairs_shards(video_out, tmp_path):
@@ -173,19 +301,19 @@ def test_export_flo_of_flowpairs_shards(video_out, tmp_path):
 
 
 def test_synth_procedural_scenes_match_the_synth_module(tmp_path):
-    from blurgen.flowpairs.interpolate import Discard, synth_from_scene
+    from blurgen.flowpairs.interpolate import synth_from_scene
     from blurgen.flowpairs.synth import procedural_scene
 
+    # Scenes aiming at 8 px stay far below the 100 px discard bound: every scene must give a
+    # sample (a pipeline that dropped them all would otherwise pass unchecked).
     result = run("flowpairs", "synth", "--out", str(tmp_path / "o"), "--set", "synth.scenes=3",
                  "--set", "synth.size=[48,32]", "--set", "synth.scene_displacement=8", "--set", "seed=4")
     assert result.exit_code == 0, result.output
+    assert result.output.startswith("3 flow pairs from 3 sources"), result.output
     samples = {s["sample_id"]: s for s in ShardDataset(tmp_path / "o")}
+    assert sorted(samples) == [f"flowpairs-s4-synth-{i:05d}" for i in range(3)]
     for i in range(3):
-        try:
-            made = synth_from_scene(procedural_scene(item_rng(4, i, STREAM_SCENE), 48, 32, 8.0))
-        except Discard:
-            assert f"flowpairs-s4-synth-{i:05d}" not in samples
-            continue
+        made = synth_from_scene(procedural_scene(item_rng(4, i, STREAM_SCENE), 48, 32, 8.0))
         s = samples[f"flowpairs-s4-synth-{i:05d}"]
         assert s["source"] == f"scene-{i:05d}" and s["flow_source"] == "exact" and s["window_start"] == 0
         assert np.array_equal(s["image"], linear_to_srgb_uint8(made.blurred))
@@ -223,7 +351,15 @@ def test_synth_default_runs_on_the_built_in_scenes(tmp_path):
     result = run("flowpairs", "synth", "--out", str(tmp_path / "o"), "--set", "synth.scenes=2",
                  "--set", "synth.size=[32,24]")
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("2 flow pairs from 2 sources") or "dropped: large_displacement" in result.output
+    # Each scene is a sample or a counted large_displacement drop, and at least one is a sample.
+    kept = int(result.output.split()[0])
+    dropped = int(result.output.split("large_displacement ")[1].split()[0]) if "large_displacement" in result.output else 0
+    assert kept >= 1 and kept + dropped == 2, result.output
+    samples = list(ShardDataset(tmp_path / "o"))
+    assert len(samples) == kept
+    for s in samples:
+        assert s["source"] in ("scene-00000", "scene-00001") and s["flow_source"] == "exact"
+        assert s["image"].shape == (24, 32, 3) and s["max_displacement"] <= 100
 
 
 def test_a_registered_estimator_is_used_and_failures_are_dropped(sources, tmp_path, monkeypatch):
@@ -242,7 +378,7 @@ def test_a_registered_estimator_is_used_and_failures_are_dropped(sources, tmp_pa
                  "flow": {"estimator": "scramble"}, "windows": {"max_flow": None}, "output": {"preview": False}}
     config = resolve_config(FlowpairsConfig, KIND, overrides=overrides)
     summary = flowpairs_dataset(config, tmp_path / "o", progress=False)
-    assert summary.samples == 0 and summary.tasks[0].dropped == {"inconsistent_flow": 3}
+    assert summary.samples == 0 and summary.tasks[0].counts["dropped"] == {"inconsistent_flow": 3}
     overrides["flow"]["min_valid"] = 0.0  # keep them, with what little is consistent marked valid
     summary = flowpairs_dataset(resolve_config(FlowpairsConfig, KIND, overrides=overrides), tmp_path / "o2",
                                 progress=False)
