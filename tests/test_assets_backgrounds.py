@@ -73,19 +73,44 @@ def test_reduced_decode_gives_the_same_hash_as_a_full_decode(folder):
     assert hamming(int(scan_image(path)["dhash"], 16), full) <= DEFAULT_MAX_DISTANCE
 
 
+def _components(n: int, pairs: set[tuple[int, int]]) -> list[list[int]]:
+    """Connected components (2+ members, sorted) of the graph on 0..n-1 with edges ``pairs``, by
+    repeated flooding: the brute-force oracle of the scanner's banded union-find."""
+    neighbours = {i: set() for i in range(n)}
+    for i, j in pairs:
+        neighbours[i].add(j)
+        neighbours[j].add(i)
+    seen, groups = set(), []
+    for start in range(n):
+        if start in seen or not neighbours[start]:
+            continue
+        group, todo = set(), [start]
+        while todo:
+            i = todo.pop()
+            if i not in group:
+                group.add(i)
+                todo.extend(neighbours[i] - group)
+        seen |= group
+        groups.append(sorted(group))
+    return groups
+
+
 def test_near_duplicate_groups_match_brute_force():
     rng = item_rng(3, 0)
     base = [int(x) for x in rng.integers(0, 2 ** 63, 40)]
-    hashes = base + [h ^ (1 << int(rng.integers(0, 64))) ^ (1 << int(rng.integers(0, 64))) for h in base[:10]] + [None]
+    flips = [(int(rng.integers(0, 64)), int(rng.integers(0, 64))) for _ in range(10)]
+    # hashes 40..49 are near copies of 0..9 (two bits flipped), 50 an exact copy of 11, 51 unreadable
+    hashes = base + [h ^ (1 << a) ^ (1 << b) for h, (a, b) in zip(base, flips)] + [base[11], None]
     for d in (0, 2, 4, 9):
-        groups = near_duplicate_groups(hashes, d)
         pairs = {(i, j) for i, j in itertools.combinations(range(len(hashes)), 2)
                  if hashes[i] is not None and hashes[j] is not None and hamming(hashes[i], hashes[j]) <= d}
-        # Every close pair shares a group, and every group is connected by close pairs.
-        member = {i: gi for gi, g in enumerate(groups) for i in g}
-        assert all(member.get(i) is not None and member.get(i) == member.get(j) for i, j in pairs)
-        assert sum(len(g) for g in groups) == len({i for p in pairs for i in p})
-    assert len(near_duplicate_groups(hashes, 2)) >= 10
+        assert sorted(near_duplicate_groups(hashes, d)) == _components(len(hashes), pairs)
+    # Which images group: each near copy with its original, the exact copy with its original
+    # (also at distance 0), and no two of the 40 unrelated hashes.
+    same_bit = [i for i, (a, b) in enumerate(flips) if a == b]  # flipped twice: an exact copy
+    assert sorted(near_duplicate_groups(hashes, 0)) == sorted([[i, 40 + i] for i in same_bit] + [[11, 50]])
+    assert sorted(near_duplicate_groups(hashes, 2)) == sorted([[i, 40 + i] for i in range(10)] + [[11, 50]])
+    assert min(hamming(a, b) for a, b in itertools.combinations(base, 2)) > 9
 
 
 def test_errors(tmp_path):
