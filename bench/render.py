@@ -233,12 +233,12 @@ def pipeline_share(trajectories: int, spp: int) -> None:
         started = time.perf_counter()
         summary = render_dataset(config, out, progress=False)
         wall = time.perf_counter() - started
-    cycles = sum(t.cycles_seconds for t in summary.tasks)
-    items = sum(t.items for t in summary.tasks)
+    cycles = sum(t.timings.get("cycles", 0.0) for t in summary.tasks)
+    items = sum(t.sources for t in summary.tasks)
     print(f"\npipeline (blurgen render, demo objects, 320x240, {spp} spp, {items} trajectories in batches of "
-          f"{config.farm.batch_size}, {summary.images} images): wall {wall:.1f} s, inside Cycles' render "
+          f"{config.farm.batch_size}, {summary.samples} images): wall {wall:.1f} s, inside Cycles' render "
           f"calls {cycles:.1f} s, outside Cycles {100 * (1 - cycles / wall):.1f} % of wall time "
-          f"(target <= 10 %); {summary.images / wall:.2f} images/s")
+          f"(target <= 10 %); {summary.samples / wall:.2f} images/s")
 
 
 def verdict(rate: float, target: float, direct: list[tuple[int, float, float]], n_images: int) -> str:

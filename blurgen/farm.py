@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import h5py
 
@@ -52,24 +52,27 @@ def run_tasks(run_one: Callable[[int], T], tasks: Sequence[int], jobs: int) -> l
     return Parallel(n_jobs=jobs, backend="loky")(delayed(run_one)(t) for t in tasks)
 
 
-def job_identity(config_json: str, run_only: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """A shard's config without the settings (``{section: keys}``) that do not change its samples."""
+def job_identity(config_json: str, run_only: Iterable[Sequence[str]] = ()) -> dict[str, Any]:
+    """A shard's config without the settings (dotted paths) that do not change its samples."""
     config = json.loads(config_json)
-    for section, keys in run_only.items():
-        for key in keys:
-            config.get(section, {}).pop(key, None)
+    for *sections, key in run_only:
+        node = config
+        for name in sections:
+            node = node.get(name, {}) if isinstance(node, dict) else {}
+        if isinstance(node, dict):
+            node.pop(key, None)
     return config
 
 
-def refuse_other_jobs(out_dir: Path, config_json: str,
-                      run_only: Mapping[str, Sequence[str]] | None = None) -> None:
+def refuse_other_jobs(out_dir: Path, config_json: str, run_only: Iterable[Sequence[str]] = ()) -> None:
     """Stop when ``out_dir`` holds shards of another job (other config, seed or task count).
 
     Finished shards are skipped on a re-run; one made with other settings must not be taken
     for this job's (nor its samples mixed with this job's by the reader). Settings named in
-    ``run_only`` (how a job runs, not what it makes) may differ.
+    ``run_only`` (how a job runs, not what it makes: the config fields marked ``run_only``) may
+    differ.
     """
-    run_only = run_only or {}
+    run_only = list(run_only)
     ours = job_identity(config_json, run_only)
     for path in sorted(Path(out_dir).glob("*.h5")):
         try:

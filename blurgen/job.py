@@ -1,15 +1,17 @@
-"""What every generator job does the same way around its own samples.
+"""The one skeleton every generator job runs in: tasks, the skip rule, shard writers, summaries.
 
 A job (``render``, ``composite``, ``flowpairs``) is cut into tasks (:mod:`blurgen.farm`); each
 task writes one shard per split it has items of, and is skipped when those shards already
-verify. This module holds that skeleton, so the generators differ only in how they make samples:
+verify. A generator supplies only what differs (the :class:`Generator` protocol): its plan's
+items, in order, and how the items of a task become samples. Everything else is here:
 
-- :func:`start_job`: the task count, this process's task (farm contract), the output folder, and
-  a refusal if the folder holds another job's shards;
-- :func:`run_job_tasks`: the tasks, here one after another with a progress bar, or ``jobs`` at
-  a time through joblib;
-- :func:`task_is_complete`, :func:`open_writers`: the skip rule and the task's shard writers;
-- :func:`finish_job`: the contact sheet when the whole job ran here.
+- :func:`run_job`: the farm contract (task count, this process's task, the output folder, the
+  refusal of another job's folder), the tasks (here with a progress bar, or ``jobs`` at a time
+  through joblib), and the contact sheet when every task ran here;
+- :func:`run_task`: one task: its block of items, the skip rule, one writer per split, the
+  counts, closing the shards with the task's stats (or deleting them on an error);
+- :class:`TaskSummary`, :class:`JobSummary`: what a task and a job did, one shape for every
+  generator, worded by the generator's :class:`Wording`.
 """
 
 from __future__ import annotations
@@ -17,86 +19,250 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import time
+from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
 
 from blurgen.config import to_json
-from blurgen.farm import progress_bar, refuse_other_jobs, run_tasks, task_index_from
+from blurgen.config.schema import run_only_keys
+from blurgen.errors import BlurgenError, ShardError
+from blurgen.farm import progress_bar, refuse_other_jobs, run_tasks, task_block, task_index_from
 from blurgen.shards import ShardWriter, shard_filename, shard_is_complete
 
-C = TypeVar("C")
 S = TypeVar("S")
 
 
+class Item(Protocol):
+    """A work item of a plan: it knows the split its samples go to."""
+
+    split: str
+
+
 @dataclasses.dataclass(frozen=True)
-class JobStart:
-    config: Any              # the config, with farm.num_tasks set to the job's task count
+class Wording:
+    """How a generator's summary names its things."""
+
+    samples: str                 # what a sample is: "images", "samples", "flow pairs"
+    sources: str                 # what TaskSummary.sources counts: "trajectories", "photos", ...
+    unit: str                    # the progress bar's unit: one work item
+    counts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # count table -> summary label
+    job_counts: Mapping[str, str] = dataclasses.field(default_factory=dict)  # the plan's tables -> label
+
+
+class Generator:
+    """What a generator supplies to the skeleton; subclasses are frozen dataclasses with these
+    fields (see :class:`blurgen.render.pipeline.RenderGenerator` for one)."""
+
+    config: Any        # a config with ``seed``, ``output`` and ``farm.num_tasks``
+    schema: str        # the shard schema its samples follow
+    name: str          # the progress bar's label
+    wording: Wording
+
+    @property
+    def items(self) -> Sequence[Item]:
+        """Every work item of the job, in plan order (a task takes a contiguous block)."""
+        raise NotImplementedError
+
+    def make(self, items: Sequence[Item], task: TaskRun) -> None:
+        """Turn a task's items into samples: ``task.write`` each one, ``task.count`` what was
+        dropped or skipped, ``task.advance`` the progress bar by each item done."""
+        raise NotImplementedError
+
+    def job_counts(self) -> dict[str, dict[str, int]]:
+        """Counts the plan made (e.g. objects left out), the same for every task."""
+        return {}
+
+    def before_tasks(self, tasks: Sequence[int], num_tasks: int) -> None:
+        """Work the tasks that run in this process share, done once before they start."""
+
+
+@dataclasses.dataclass
+class TaskSummary:
+    """What one task did; :meth:`stats` is also stored in each of its shards."""
+
+    task_index: int
+    skipped_complete: bool = False  # its shards already existed and verified
+    sources: int = 0                # work units done: trajectories rendered, photos or videos read
+    samples: int = 0                # samples written
+    counts: dict[str, dict[str, int]] = dataclasses.field(default_factory=dict)  # table -> key -> n
+    details: list[str] = dataclasses.field(default_factory=list)  # named bad inputs (a few)
+    # seconds per stage (e.g. cycles, decode, flow, write); not stored: it varies run to run
+    timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        return {"sources": self.sources, "samples": self.samples, **self.counts, "details": self.details}
+
+
+@dataclasses.dataclass
+class JobSummary:
+    """What a job did, task by task; ``describe()`` is what the command prints."""
+
     out_dir: Path
-    num_tasks: int
-    index: int | None        # this process's task, or None: every task runs here
-    tasks: list[int]         # the tasks this process runs
+    wording: Wording
+    tasks: list[TaskSummary]
+    preview: Path | None
+
+    @property
+    def samples(self) -> int:
+        return sum(t.samples for t in self.tasks)
+
+    def count(self, table: str) -> Counter:
+        """One count table summed over the tasks that ran."""
+        total: Counter = Counter()
+        for t in self.tasks:
+            total.update(t.counts.get(table, {}))
+        return total
+
+    def describe(self) -> str:
+        w = self.wording
+        ran = [t for t in self.tasks if not t.skipped_complete]
+        lines = [f"{sum(t.samples for t in ran)} {w.samples} from {sum(t.sources for t in ran)} {w.sources} "
+                 f"in {len(ran)} task(s) -> {self.out_dir}"]
+        skipped = len(self.tasks) - len(ran)
+        if skipped:
+            lines.append(f"{skipped} task(s) already complete, skipped")
+        for table, label in w.counts.items():
+            lines += count_line(label, self.count(table))
+        details = [d for t in ran for d in t.details]
+        lines += [f"  {d}" for d in details[:5]]
+        if len(details) > 5:
+            lines.append(f"  ... and {len(details) - 5} more (see the shards' stats)")
+        for table, label in w.job_counts.items():  # the plan's: every task holds the same table
+            lines += count_line(label, self.tasks[0].counts.get(table, {}) if self.tasks else {})
+        if self.preview:
+            lines.append(f"preview: {self.preview}")
+        return "\n".join(lines)
 
 
-def start_job(config: C, out_dir: str | Path, task_index: int | None, num_tasks: int | None,
-              run_only: Mapping[str, Sequence[str]]) -> JobStart:
-    """Resolve the farm contract for ``config`` (which has a ``farm.num_tasks``) and ``out_dir``."""
+class TaskRun:
+    """A running task as its generator sees it: where samples go and what is counted."""
+
+    MAX_DETAILS = 20  # named bad inputs kept per task (the counts are complete)
+
+    def __init__(self, summary: TaskSummary, writers: Mapping[str, ShardWriter],
+                 on_item: Callable[[int], None] | None) -> None:
+        self.summary = summary
+        self._writers = writers
+        self._on_item = on_item
+        self._counts: dict[str, Counter] = {}
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.summary.timings
+
+    def write(self, split: str, sample: Mapping[str, Any]) -> None:
+        """Add ``sample`` to the shard of ``split``; a sample the shard refuses names itself."""
+        start = time.perf_counter()
+        try:
+            self._writers[split].add(sample)
+        except ShardError as exc:  # e.g. a video of another size than the ones before it
+            raise BlurgenError(f"{sample.get('sample_id', '?')}: {exc}") from None
+        self.summary.samples += 1
+        self._time("write", start)
+
+    def count(self, table: str, key: str, n: int = 1) -> None:
+        """Count ``n`` under ``key`` in the table ``table`` (e.g. "dropped", "small")."""
+        self._counts.setdefault(table, Counter())[key] += n
+
+    def source_done(self) -> None:
+        self.summary.sources += 1
+
+    def detail(self, text: str) -> None:
+        if len(self.summary.details) < self.MAX_DETAILS:
+            self.summary.details.append(text)
+
+    def advance(self, n: int = 1) -> None:
+        """Move the progress bar by ``n`` work items."""
+        if self._on_item:
+            self._on_item(n)
+
+    def add_time(self, stage: str, seconds: float) -> None:
+        self.timings[stage] = self.timings.get(stage, 0.0) + seconds
+
+    def _time(self, stage: str, start: float) -> None:
+        self.add_time(stage, time.perf_counter() - start)
+
+    def close(self) -> None:
+        """Close every shard with the task's stats (counts sorted, so the bytes are the same)."""
+        for table, counter in sorted(self._counts.items()):
+            self.summary.counts[table] = dict(sorted(counter.items()))
+        start = time.perf_counter()
+        for writer in self._writers.values():
+            writer.close(self.summary.stats())
+        self._time("write", start)
+
+
+def run_job(generator: Generator, out_dir: str | Path, *, task_index: int | None = None,
+            num_tasks: int | None = None, jobs: int = 1, progress: bool = True) -> JobSummary:
+    """Run ``generator``'s job into ``out_dir`` under the farm contract.
+
+    With a task index (argument, ``SLURM_ARRAY_TASK_ID`` or ``JOB_COMPLETION_INDEX``) only that
+    task runs; without one every task runs here, ``jobs`` at a time, and a preview is written.
+    ``num_tasks`` overrides the config's ``farm.num_tasks`` (and is stored with it).
+    """
+    config = generator.config
     if num_tasks is not None:
-        farm = dataclasses.replace(config.farm, num_tasks=num_tasks)  # type: ignore[attr-defined]
-        config = dataclasses.replace(config, farm=farm)  # type: ignore[type-var]
-    num_tasks = config.farm.num_tasks  # type: ignore[attr-defined]
+        farm = dataclasses.replace(config.farm, num_tasks=num_tasks)
+        generator = dataclasses.replace(generator, config=dataclasses.replace(config, farm=farm))  # type: ignore
+    num_tasks = generator.config.farm.num_tasks
     index = task_index_from(task_index, num_tasks)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    refuse_other_jobs(out_dir, to_json(config), run_only)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    refuse_other_jobs(out, to_json(generator.config), run_only_keys(type(generator.config)))
     tasks = [index] if index is not None else list(range(num_tasks))
-    return JobStart(config, out_dir, num_tasks, index, tasks)
+    generator.before_tasks(tasks, num_tasks)
+    total = sum(len(task_block(generator.items, t, num_tasks)) for t in tasks)
+    summaries = run_job_tasks(lambda t, on_item: run_task(generator, out, t, num_tasks, on_item), tasks,
+                              jobs=jobs, total=total, unit=generator.wording.unit, desc=generator.name,
+                              progress=progress)
+    preview = None
+    if index is None and generator.config.output.preview and any(s.samples for s in summaries):
+        from blurgen.viz.preview import preview_shards
+
+        preview = preview_shards(out, out / "preview.png")
+    return JobSummary(out, generator.wording, summaries, preview)
 
 
-def run_job_tasks(run_task: Callable[[int, Callable[[int], None] | None], S], tasks: Sequence[int], *,
+def run_task(generator: Generator, out_dir: Path, task_index: int, num_tasks: int,
+             on_item: Callable[[int], None] | None = None) -> TaskSummary:
+    """One task's items into one shard per split; skipped when those shards already verify."""
+    items = task_block(generator.items, task_index, num_tasks)
+    splits = sorted({item.split for item in items})
+    summary = TaskSummary(task_index, counts=generator.job_counts())
+    if all(shard_is_complete(out_dir, shard_filename(s, task_index, num_tasks)) for s in splits):
+        summary.skipped_complete = True
+        if on_item:
+            on_item(len(items))
+        return summary
+    config = generator.config
+    with contextlib.ExitStack() as stack:  # on an error every writer deletes its temporary file
+        writers = {s: stack.enter_context(ShardWriter(
+            out_dir, schema=generator.schema, split=s, task_index=task_index, num_tasks=num_tasks,
+            seed=config.seed, config_json=to_json(config), compression=config.output.compression,
+            compression_level=config.output.compression_level)) for s in splits}
+        task = TaskRun(summary, writers, on_item)
+        generator.make(items, task)
+        task.close()
+    return summary
+
+
+def run_job_tasks(run_one: Callable[[int, Callable[[int], None] | None], S], tasks: Sequence[int], *,
                   jobs: int, total: int, unit: str, desc: str, progress: bool = True) -> list[S]:
-    """Run ``run_task(task, on_item)`` for every task: here with a progress bar over ``total``
+    """Run ``run_one(task, on_item)`` for every task: here with a progress bar over ``total``
     items, or ``jobs`` at a time in worker processes, each with its share of the cores."""
     if jobs <= 1 or len(tasks) <= 1:
         with progress_bar(total, unit, desc, progress) as advance:
-            return [run_task(t, advance) for t in tasks]
+            return [run_one(t, advance) for t in tasks]
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
-    return run_tasks(lambda t: _with_threads(threads, run_task, t), tasks, jobs)
+    return run_tasks(lambda t: _with_threads(threads, run_one, t), tasks, jobs)
 
 
-def _with_threads(threads: int, run_task: Callable[[int, Any], S], task: int) -> S:
+def _with_threads(threads: int, run_one: Callable[[int, Any], S], task: int) -> S:
     import cv2
 
     cv2.setNumThreads(threads)  # a joblib worker process: OpenCV would start a thread per core
-    return run_task(task, None)
-
-
-def task_is_complete(out_dir: Path, splits: Iterable[str], task_index: int, num_tasks: int) -> bool:
-    """The farm skip rule: every shard this task writes exists and verifies."""
-    return all(shard_is_complete(out_dir, shard_filename(s, task_index, num_tasks)) for s in splits)
-
-
-def open_writers(stack: contextlib.ExitStack, config: Any, out_dir: Path, schema: str, splits: Iterable[str],
-                 task_index: int, num_tasks: int) -> dict[str, ShardWriter]:
-    """One shard writer per split, closed (or, on an error, deleted) with ``stack``."""
-    return {s: stack.enter_context(ShardWriter(
-        out_dir, schema=schema, split=s, task_index=task_index, num_tasks=num_tasks, seed=config.seed,
-        config_json=to_json(config), compression=config.output.compression,
-        compression_level=config.output.compression_level)) for s in splits}
-
-
-def finish_job(job: JobStart, samples: int) -> Path | None:
-    """The contact sheet ``preview.png``, when every task ran here and made samples."""
-    if job.index is not None or not job.config.output.preview or not samples:
-        return None
-    from blurgen.viz.preview import preview_shards
-
-    return preview_shards(job.out_dir, job.out_dir / "preview.png")
-
-
-def describe_tasks(tasks: Sequence[Any]) -> list[str]:
-    """The summary line about tasks skipped because their shards were complete (or none)."""
-    skipped = sum(1 for t in tasks if t.skipped_complete)
-    return [f"{skipped} task(s) already complete, skipped"] if skipped else []
+    return run_one(task, None)
 
 
 def count_line(label: str, counts: Mapping[str, int]) -> list[str]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from blurgen.assets.config import KIND, DemoAssetsConfig
-from blurgen.cli.config_options import config_options
+from blurgen.cli.config_options import config_options, out_option
 
 _JOBS_HELP = "Parallel worker processes (joblib); -1 uses every core."
 
@@ -80,15 +80,11 @@ def scan_backgrounds_cmd(root: Path, out: Path, min_width: int, min_height: int,
 
 
 @assets.command("demo")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-              help="Folder to make the demo set in (required unless --print-config).")
 @config_options(KIND, DemoAssetsConfig)
-def demo_cmd(out: Path | None, config: DemoAssetsConfig) -> None:
+@out_option("Folder to make the demo set in.")
+def demo_cmd(out: Path, config: DemoAssetsConfig) -> None:
     """Make the demo set: textured objects in ShapeNet's layout, landscape backgrounds, manifests."""
     from blurgen.assets.demo import make_demo_assets
-
-    if out is None:  # not required by click: --print-config alone needs no folder
-        raise click.UsageError("Missing option '--out'.")
 
     start = time.perf_counter()
     made = make_demo_assets(out, config, progress=True)

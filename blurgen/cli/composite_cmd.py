@@ -20,7 +20,7 @@ from blurgen.composite.config import KIND, CompositeConfig
 @click.option("--sam-model", type=click.Choice(["vit_b", "vit_l", "vit_h"]), default=None,
               help="SAM model type of the checkpoint (default: sources.sam_model, vit_h).")
 @job_options
-def composite(config: CompositeConfig, out: Path | None, images: Path | None, masks: Path | None,
+def composite(config: CompositeConfig, out: Path, images: Path | None, masks: Path | None,
               sam_checkpoint: Path | None, sam_model: str | None, task_index: int | None,
               num_tasks: int | None, jobs: int) -> None:
     """Blur segmented regions of photos with six kinds of motion blur; exact masks and intensities.
@@ -32,8 +32,6 @@ def composite(config: CompositeConfig, out: Path | None, images: Path | None, ma
 
     from blurgen.composite.pipeline import composite_dataset
 
-    if out is None:
-        raise click.UsageError("Missing option '--out'.")
     given = {"images": images, "masks": masks, "sam_checkpoint": sam_checkpoint, "sam_model": sam_model}
     sources = {k: str(v) if isinstance(v, Path) else v for k, v in given.items() if v is not None}
     if sources:

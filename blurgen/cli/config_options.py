@@ -39,11 +39,24 @@ def config_options(kind: str, schema: type, default_preset: str = "default"
     return decorate
 
 
+def out_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--out``: required to run, but not to ``--print-config`` (which returns before the command
+    runs), so it is checked here rather than by click. Place it below :func:`config_options`."""
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        @click.option("--out", type=click.Path(file_okay=False, path_type=Path), help=help_text)
+        @functools.wraps(command)  # keeps click's parameters (__click_params__)
+        def wrapper(*args: Any, out: Path | None, **kwargs: Any) -> Any:
+            if out is None:
+                raise click.UsageError("Missing option '--out'.")
+            return command(*args, out=out, **kwargs)
+        return wrapper
+    return decorate
+
+
 def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
     """--out, --task-index, --num-tasks, --jobs: the farm contract every generator command shares."""
     for decorator in reversed([
-        click.option("--out", type=click.Path(file_okay=False, path_type=Path),
-                     help="Folder for the shards, manifest.json and preview.png."),
+        out_option("Folder for the shards, manifest.json and preview.png."),
         click.option("--task-index", type=int, default=None,
                      help="Run only this task (default: SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX, "
                           "else every task here)."),

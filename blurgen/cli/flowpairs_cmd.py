@@ -24,12 +24,10 @@ def _mode(mode: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     return decorate
 
 
-def _run(config: FlowpairsConfig, out: Path | None, task_index: int | None, num_tasks: int | None,
+def _run(config: FlowpairsConfig, out: Path, task_index: int | None, num_tasks: int | None,
          jobs: int) -> None:
     from blurgen.flowpairs.pipeline import flowpairs_dataset  # OpenCV and h5py only when running
 
-    if out is None:
-        raise click.UsageError("Missing option '--out'.")
     summary = flowpairs_dataset(config, out, task_index=task_index, num_tasks=num_tasks, jobs=jobs)
     click.echo(summary.describe())
 
@@ -45,7 +43,7 @@ def flowpairs() -> None:
 @click.option("--videos", type=click.Path(exists=True, path_type=Path),
               help="Folder of videos and frame folders (searched recursively), or one video file.")
 @job_options
-def video(config: FlowpairsConfig, videos: Path | None, out: Path | None, task_index: int | None,
+def video(config: FlowpairsConfig, videos: Path | None, out: Path, task_index: int | None,
           num_tasks: int | None, jobs: int) -> None:
     """Average windows of consecutive high-frame-rate frames; DIS flow between first and last frame.
 
@@ -65,7 +63,7 @@ def video(config: FlowpairsConfig, videos: Path | None, out: Path | None, task_i
 @click.option("--pairs", type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Folder of frame pairs with .flo flow (default: built-in procedural scenes).")
 @job_options
-def synth(config: FlowpairsConfig, pairs: Path | None, out: Path | None, task_index: int | None,
+def synth(config: FlowpairsConfig, pairs: Path | None, out: Path, task_index: int | None,
           num_tasks: int | None, jobs: int) -> None:
     """Blur from pairs with known flow: n = max(|s|, 5) frames along the flow, averaged; exact flow.
 

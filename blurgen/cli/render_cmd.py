@@ -16,7 +16,7 @@ from blurgen.render.config import KIND, RenderConfig
 @click.option("--blender", metavar="PATH",
               help="A Blender binary (path or name on PATH) to render with (default: the bpy module "
                    "of this Python).")
-def render(config: RenderConfig, out: Path | None, task_index: int | None, num_tasks: int | None,
+def render(config: RenderConfig, out: Path, task_index: int | None, num_tasks: int | None,
            jobs: int, blender: str | None) -> None:
     """Render objects moving on random 6D trajectories with Cycles motion blur, over backgrounds.
 
@@ -25,8 +25,6 @@ def render(config: RenderConfig, out: Path | None, task_index: int | None, num_t
     """
     from blurgen.render.pipeline import render_dataset  # Blender runner and OpenCV only when rendering
 
-    if out is None:
-        raise click.UsageError("Missing option '--out'.")
     summary = render_dataset(config, out, task_index=task_index, num_tasks=num_tasks, jobs=jobs,
                              blender=blender)
     click.echo(summary.describe())

@@ -1,4 +1,4 @@
-"""``blurgen shards``: look at, check and index a folder of HDF5 shards.
+"""``blurgen shards``: look at, check and index a folder of HDF5 shards, and show the schemas.
 
 Thin commands over :mod:`blurgen.shards`. A missing folder or an unreadable manifest is the
 user's to fix (ShardError: one line, exit 2); damaged data found by ``verify`` exits with 1.
@@ -24,6 +24,9 @@ from blurgen.shards import (
 )
 from blurgen.shards.info import human_bytes
 from blurgen.shards.manifest import build_manifest, list_shard_files, shard_entry
+from blurgen.shards.schema import declared_schemas, get_schema
+from blurgen.shards.schema_docs import schema_table, update_docs
+from blurgen.shards.schemas import GENERATOR_SCHEMAS
 
 _FOLDER = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 
@@ -132,6 +135,38 @@ def export_flo(folder: Path, out: Path, field: str, limit: int | None, mark_inva
         count = export_shards_flo(folder, out, fields=fields, limit=limit, mark_invalid=mark_invalid,
                                   on_sample=bar.update)
     click.echo(f"wrote {count * len(fields)} .flo file(s) of {count} sample(s) to {out}")
+
+
+@shards.command()
+@click.argument("name", required=False)
+@click.option("--update-docs", "docs", type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Regenerate the schema tables of this Markdown file (docs/shard-format.md).")
+@click.option("--check", is_flag=True, help="With --update-docs: change nothing, exit 1 if the tables are stale.")
+@click.pass_context
+def schema(ctx: click.Context, name: str | None, docs: Path | None, check: bool) -> None:
+    """The declared shard schemas; with NAME, that schema's field table (Markdown).
+
+    The tables in docs/shard-format.md are generated: after changing a declaration in
+    blurgen/shards/schemas.py run `blurgen shards schema --update-docs docs/shard-format.md`.
+    """
+    if docs is not None:
+        text = docs.read_text(encoding="utf-8")
+        updated = update_docs(text, required=GENERATOR_SCHEMAS)
+        if updated == text:
+            click.echo(f"{docs}: the schema tables are up to date")
+        elif check:
+            click.echo(f"{docs}: the schema tables differ from blurgen/shards/schemas.py; "
+                       f"run: blurgen shards schema --update-docs {docs}")
+            ctx.exit(1)
+        else:
+            docs.write_text(updated, encoding="utf-8")
+            click.echo(f"{docs}: schema tables regenerated")
+        return
+    if name is not None:
+        click.echo(schema_table(get_schema(name)))
+        return
+    for declared in declared_schemas():
+        click.echo(f"{declared.name}  {declared.doc}")
 
 
 def _require_folder(folder: Path) -> None:

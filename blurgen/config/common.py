@@ -10,7 +10,7 @@ class OutputSection:
     compression: str = option("gzip", "shard compression", choices=("gzip", "zstd", "none"))
     compression_level: int | None = option(None, "compression level; null: the format's default",
                                            min=0, max=22)
-    preview: bool = option(True, "write preview.png (a contact sheet) when all tasks ran here")
+    preview: bool = option(True, "write preview.png (a contact sheet) when all tasks ran here", run_only=True)
 
 
 @section

@@ -258,6 +258,8 @@ def to_yaml(config: Any) -> str:
             value = getattr(obj, f.name)
             pad = "  " * indent
             doc = f.metadata.get("doc", "")
+            if f.metadata.get("run_only"):
+                doc += " [run-only: a re-run into the same folder may change it]"
             if dataclasses.is_dataclass(value):
                 lines.append(f"{pad}{f.name}:" + (f"  # {doc}" if doc else ""))
                 emit(value, indent + 1)

@@ -125,5 +125,3 @@ class FlowpairsConfig:
     farm: TasksSection = option(doc="how the job is cut into tasks", default_factory=TasksSection)
 
 
-# Settings that change how a job runs, not what its shards hold: a re-run may change them.
-RUN_ONLY = {"output": ("preview",)}

@@ -7,7 +7,7 @@ paper (Zou et al., ECCV 2024, §4.1).
 from __future__ import annotations
 
 from blurgen.config import option, section
-from blurgen.config.common import OutputSection
+from blurgen.config.common import OutputSection, TasksSection
 
 KIND = "render"
 SCHEMA = "blurgen.render/1"
@@ -104,13 +104,13 @@ class SplitSection:
 
 
 @section
-class FarmSection:
-    num_tasks: int = option(1, "tasks the job is split into (a farm array's size); --num-tasks "
-                               "overrides", min=1)
+class FarmSection(TasksSection):
+    """The shared task count, and how a task runs Blender (neither changes a sample)."""
+
     batch_size: int = option(24, "trajectories per Blender process (crash isolation, bounded memory)",
-                             min=1)
+                             min=1, run_only=True)
     timeout_s: float = option(900.0, "a Blender process silent for longer than this is killed and "
-                                     "retried once", min=1.0)
+                                     "retried once", min=1.0, run_only=True)
 
 
 @section
