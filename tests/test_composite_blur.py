@@ -9,10 +9,12 @@ import cv2
 import numpy as np
 import pytest
 
-import blurgen.composite.blur_types as bt
 from blurgen.composite import motion
-from blurgen.composite.blur_types import BLUR_TYPES, BlurShape, apply_blur, psf_for, sample_params
-from blurgen.errors import BlurgenError
+from blurgen.composite.blurs import BLUR_TYPES, rolling, zoom_rotation
+from blurgen.composite.blurs.dispatch import apply_blur, psf_for, sample_params
+from blurgen.composite.config import KIND, BlurSection, CompositeConfig
+from blurgen.config import resolve_config
+from blurgen.errors import BlurgenError, ConfigError
 from blurgen.rng import item_rng
 
 
@@ -105,8 +107,13 @@ def test_bad_inputs_are_refused_with_a_user_error():
     with pytest.raises(BlurgenError, match="same H and W"):
         apply_blur({"type": "straight", "extent_px": 2.0, "angle_deg": 0.0},
                    np.zeros((20, 21, 3), np.float32), alpha)
-    with pytest.raises(BlurgenError, match="low <= high"):
-        BlurShape(band_px=(5.0, 2.0))
+
+
+@pytest.mark.parametrize("field, value", [("band_px", [5.0, 2.0]), ("shake_steps", [1, 4]),
+                                          ("zoom_share", [0.2, 1.5]), ("curvature", [-0.1, 0.3])])
+def test_blur_ranges_are_checked_by_the_config(field, value):
+    with pytest.raises(ConfigError, match=f"blur.{field}"):
+        resolve_config(CompositeConfig, KIND, preset="demo", overrides={"blur": {field: value}})
 
 
 # --- PSFs ----------------------------------------------------------------------------------------
@@ -210,7 +217,7 @@ def test_curved_blur_moves_a_bright_pixel_along_the_sampled_path_not_its_mirror(
     alpha = np.zeros(shape, np.float32)
     alpha[py, px] = 1.0
     colour = np.array([1.0, 0.5, 0.25], np.float32)
-    params = sample_params("curved", item_rng(4, 9), 18.0, alpha, BlurShape(curvature=(0.5, 0.5)))
+    params = sample_params("curved", item_rng(4, 9), 18.0, alpha, BlurSection(curvature=(0.5, 0.5)))
     out = apply_blur(params, alpha[..., None] * colour, alpha)
 
     # Analytic: the time-average of a quadratic Bezier is (P0 + P1 + P2) / 3.
@@ -253,7 +260,7 @@ def _row_centroids(alpha: np.ndarray, rows: range) -> np.ndarray:
 def test_rolling_shutter_shift_grows_linearly_with_the_row_along_the_motion():
     alpha = np.zeros((120, 90), np.float32)
     alpha[15:105, 40:46] = 1.0  # a vertical bar, centroid column 42.5, centroid row 59.5
-    shape = BlurShape(readout=(2.0, 2.0))
+    shape = BlurSection(readout=(2.0, 2.0))
     params = dict(sample_params("rolling", item_rng(0, 1), 12.0, alpha, shape), angle_deg=0.0)
     assert params["center_row"] == pytest.approx(59.5)
     assert params["row_shift_px"] == pytest.approx(2.0 * 12.0 / 120)  # readout * L / H
@@ -272,8 +279,8 @@ def test_rolling_shutter_shift_grows_linearly_with_the_row_along_the_motion():
 
 def test_rolling_readout_is_capped_so_rows_do_not_tear():
     alpha = disc((40, 40), (20, 20), 8)
-    params = sample_params("rolling", item_rng(0, 0), 30.0, alpha, BlurShape(readout=(3.0, 3.0)))
-    assert params["row_shift_px"] <= bt.MAX_ROW_SHIFT_PX + 1e-12
+    params = sample_params("rolling", item_rng(0, 0), 30.0, alpha, BlurSection(readout=(3.0, 3.0)))
+    assert params["row_shift_px"] <= rolling.MAX_ROW_SHIFT_PX + 1e-12
     with pytest.raises(BlurgenError, match="row shift"):
         apply_blur(dict(params, row_shift_px=1.0, angle_deg=90.0), alpha[..., None], alpha)
 
@@ -308,11 +315,11 @@ def test_zoom_rotation_extent_grows_from_zero_at_the_centre(share):
     size, c, radius = 100, (49.0, 51.0), 30.0
     alpha = disc((size, size), c, radius)
     fg = texture((size, size), 2) * alpha[..., None]
-    shape = BlurShape(zoom_share=(share, share))
+    shape = BlurSection(zoom_share=(share, share))
     params = sample_params("zoom_rotation", item_rng(3, 3), 12.0, alpha, shape)
     assert np.allclose(params["center"], c, atol=1e-3)  # the alpha centroid
     r_max = np.hypot(*(np.argwhere(alpha > 0) - (c[1], c[0])).T).max()
-    kappa = bt.zoom_kappa(params["log_scale"], math.radians(params["rotation_deg"]))
+    kappa = zoom_rotation.zoom_kappa(params["log_scale"], math.radians(params["rotation_deg"]))
     assert r_max * kappa == pytest.approx(12.0, rel=1e-9) and params["extent_px"] == pytest.approx(12.0)
     if share == 0.0:
         assert params["log_scale"] == 0.0
@@ -337,7 +344,7 @@ def test_zoom_two_level_copies_match_direct_copies(monkeypatch):
     fg = texture((90, 90), 4) * alpha[..., None]
     params = sample_params("zoom_rotation", item_rng(6, 1), 20.0, alpha)
     two_level = apply_blur(params, fg, alpha)
-    monkeypatch.setattr(bt, "_ZOOM_DIRECT_COPIES", 10**6)
+    monkeypatch.setattr(zoom_rotation, "ZOOM_DIRECT_COPIES", 10**6)
     direct = apply_blur(params, fg, alpha)
     assert np.abs(two_level.alpha - direct.alpha).max() < 0.04
     assert np.abs(two_level.foreground - direct.foreground)[alpha > 0].mean() < 0.005
@@ -354,3 +361,33 @@ def test_single_channel_and_float64_inputs():
     one = apply_blur(params, alpha[..., None], alpha)
     assert one.foreground.shape == (30, 30, 1)
     assert np.array_equal(flat.foreground, one.foreground[..., 0]) and np.allclose(flat.foreground, flat.alpha)
+
+
+# --- the registry ----------------------------------------------------------------------------------
+
+def test_the_registry_is_the_one_list_of_types_and_each_entry_is_complete():
+    import dataclasses
+
+    from blurgen.composite.blurs import REGISTRY
+    from blurgen.composite.config import STAGES
+
+    choices = {f.name: f.metadata["choices"] for f in dataclasses.fields(BlurSection)}
+    assert choices["types"] == BLUR_TYPES == tuple(REGISTRY)
+    assert all(set(types) <= set(BLUR_TYPES) for types, _ in STAGES.values())
+    assert STAGES["advanced"][0] == BLUR_TYPES
+    for entry in REGISTRY.values():
+        assert callable(entry.impl.draw) and callable(entry.impl.apply)
+        assert callable(getattr(entry.impl, "band", None)) == entry.band
+    # the paper's shape-dependent types draw for the dilated support; edge ring works in a band
+    assert {e.name for e in REGISTRY.values() if e.dilated_support} == {"zoom_rotation", "rolling"}
+    assert {e.name for e in REGISTRY.values() if e.band} == {"edge_ring"}
+
+
+def test_the_config_reads_the_type_names_without_loading_the_operators():
+    import subprocess
+    import sys
+
+    code = "import sys, blurgen.composite.config; print(sorted(m for m in sys.modules if m in ('cv2', " \
+           "'blurgen.composite.blurs.straight', 'blurgen.composite.blurs.base')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from blurgen.cli import main
-from blurgen.composite.blur_types import sample_params
+from blurgen.composite.blurs.dispatch import sample_params
 from blurgen.composite.compose import blur_instance
 from blurgen.composite.config import KIND, STAGES, CompositeConfig
 from blurgen.composite.pipeline import composite_dataset

@@ -23,7 +23,8 @@ from typing import Mapping
 import cv2
 import numpy as np
 
-from blurgen.composite.blur_types import apply_blur, edge_band_weight
+from blurgen.composite.blurs import blur_type
+from blurgen.composite.blurs.dispatch import apply_blur, blur_reach, in_window
 from blurgen.composite.fill import fill_region
 from blurgen.composite.views import mask_box
 
@@ -55,19 +56,13 @@ def feather_radius(extent_px: float, share: float, max_px: int) -> int:
     return int(min(max_px, round(share * extent_px)))
 
 
-def blur_reach(params: Mapping) -> int:
-    """How far (px) an instance's blur can carry its content: the path, plus the rolling
-    shutter's row shifts (at most ``readout`` times the path)."""
-    return int(np.ceil(float(params["extent_px"]) * (1.0 + float(params.get("readout", 0.0))))) + 2
-
-
 def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feather_px: int,
                   fill_margin_px: int, weight: np.ndarray | None = None) -> InstanceOutcome:
     """Blur the instance ``mask`` (HxW bool) of ``image`` (HxWx3 float32 linear) by ``params``.
 
     ``weight`` (HxW in [0, 1], partial coverage) blends the blurred result with the input per
-    pixel; where it is 0 nothing changes. Edge-ring blur is a straight blur blended the same way
-    by its band weight, so that only the band is blurred, removed and labelled.
+    pixel; where it is 0 nothing changes. A type that works in a band (edge ring) is blended the
+    same way by its band weight, so that only the band is blurred, removed and labelled.
     """
     if float(params["extent_px"]) <= 0.0 or not mask.any():
         window = (slice(0, 0), slice(0, 0))
@@ -86,10 +81,10 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     crop = _extend(image[inner], border)
     binary = _extend(mask[inner].view(np.uint8), border)
     blend = None if weight is None else _extend(weight[inner], border)
-    if params["type"] == "edge_ring":
-        band = edge_band_weight(binary.astype(bool), float(params["band_px"]))
+    entry = blur_type(params["type"])
+    if entry.band:
+        band, params = entry.impl.band(binary.astype(bool), params)
         blend = band if blend is None else blend * band
-        params = {"type": "straight", "extent_px": params["extent_px"], "angle_deg": params["angle_deg"]}
     alpha = binary.astype(np.float32)
     if feather_px > 0:
         size = 2 * feather_px + 1
@@ -98,7 +93,7 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     if fill_margin_px > 0:
         size = 2 * fill_margin_px + 1
         removed = cv2.dilate(removed.view(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
-    blurred = apply_blur(_in_window(params, wx0, wy0), crop * alpha[..., None], alpha)
+    blurred = apply_blur(in_window(params, wx0, wy0), crop * alpha[..., None], alpha)
     background = fill_region(crop, removed)
     composite = blurred.foreground + (1.0 - blurred.alpha)[..., None] * background
     changed = (blurred.alpha > ALPHA_EPS) | removed
@@ -118,13 +113,3 @@ def _extend(array: np.ndarray, border: tuple[int, int, int, int]) -> np.ndarray:
     if not any(border):
         return array
     return cv2.copyMakeBorder(np.ascontiguousarray(array), *border, cv2.BORDER_REPLICATE)
-
-
-def _in_window(params: Mapping, x0: int, y0: int) -> dict:
-    """``params`` for the window whose top-left pixel is (x0, y0): image coordinates move."""
-    moved = dict(params)
-    if "center" in moved:
-        moved["center"] = [float(moved["center"][0]) - x0, float(moved["center"][1]) - y0]
-    if "center_row" in moved:
-        moved["center_row"] = float(moved["center_row"]) - y0
-    return moved

@@ -6,15 +6,17 @@ paper (§3.1-3.2, §3.5) and explains the readings blurgen takes where the paper
 
 from __future__ import annotations
 
+from blurgen.composite.blurs import BLUR_TYPES
 from blurgen.config import option, section
 from blurgen.config.common import OutputSection, TasksSection
 
 KIND = "composite"
 SCHEMA = "blurgen.composite/1"
 
-BLUR_TYPES = ("straight", "curved", "zoom_rotation", "random_walk", "edge_ring", "rolling")
 # The paper's three-stage curriculum (§3.5): the types each stage allows, and whether the
-# instances of one image-centric sample may each get their own type ("mixed instances").
+# instances of one image-centric sample may each get their own type ("mixed instances"). The
+# order of each tuple is the order random type draws index into; the last stage allows every
+# registered type (blurgen.composite.blurs).
 STAGES = {
     "stabilization": (("straight", "random_walk"), False),
     "mixed": (("straight", "random_walk", "curved", "rolling", "edge_ring"), False),

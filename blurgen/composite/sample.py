@@ -17,8 +17,9 @@ import cv2
 import numpy as np
 
 from blurgen.color import linear_to_srgb_uint8
-from blurgen.composite.blur_types import BlurShape, sample_params
-from blurgen.composite.compose import blur_instance, blur_reach, feather_radius
+from blurgen.composite.blurs import blur_type
+from blurgen.composite.blurs.dispatch import blur_reach, sample_params
+from blurgen.composite.compose import blur_instance, feather_radius
 from blurgen.composite.config import STAGES, CompositeConfig, allowed_types
 from blurgen.composite.coverage import COVERAGE_MODES, partial_weight
 from blurgen.composite.photometric import apply_photometric
@@ -31,13 +32,6 @@ from blurgen.rng import item_rng
 # pixels with one already chosen (SAM masks nest: a face inside a person), so that each blurred
 # pixel has one motion and one label.
 MAX_OVERLAP = 0.1
-
-
-def blur_shape(config: CompositeConfig) -> BlurShape:
-    b = config.blur
-    return BlurShape(curvature=tuple(b.curvature), zoom_share=tuple(b.zoom_share),
-                     shake_steps=tuple(int(v) for v in b.shake_steps), band_px=tuple(b.band_px),
-                     readout=tuple(b.readout))
 
 
 def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData,
@@ -74,7 +68,6 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
     types = allowed_types(config)
     _, mixed_instances = STAGES[config.blur.stage]
     sample_type = str(rng.choice(types))
-    shape = blur_shape(config)
     c = config.coverage
     coverage_p = np.array([c.sharp, c.full, c.partial], float)
     coverage_p = coverage_p / coverage_p.sum() if coverage_p.sum() > 0 else np.array([0.0, 1.0, 0.0])
@@ -97,11 +90,11 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         span = config.blur.subtle_px if strength == "subtle" else config.blur.strong_px
         extent_px = float(rng.uniform(*span))
         feather = feather_radius(extent_px, config.compositing.feather, config.compositing.feather_max_px)
-        # Parameters see the feathered support, which is what gets blurred: zoom's centre and
-        # radius (so its extent is the largest over the rim too) and rolling's centre row, the
-        # only parameters that depend on the instance's shape.
-        support = mask if feather == 0 or kind not in ("zoom_rotation", "rolling") else _dilated(mask, feather)
-        params = sample_params(kind, rng, extent_px, support, shape)
+        # Parameters that depend on the instance's shape (zoom's centre and radius, so its extent
+        # is the largest over the rim too; rolling's centre row) see the feathered support,
+        # which is what gets blurred.
+        dilate = feather > 0 and blur_type(kind).dilated_support
+        params = sample_params(kind, rng, extent_px, _dilated(mask, feather) if dilate else mask, config.blur)
         weight = None
         if coverage == "partial":
             weight = partial_weight(rng, mask, float(rng.uniform(*c.partial_area)),
