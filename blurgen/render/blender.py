@@ -1,9 +1,11 @@
-"""Running Blender: one subprocess per batch of items, progress, timeouts, one retry.
+"""Blender's side of the data flow: the request (which renders a batch needs) and running it.
 
 The job format, the conventions and the per-item output are documented in
-``blender_scripts/render_trajectories.py`` (the script that runs inside Blender). This module
-only launches it: with a ``blender`` binary when one is named, else with this Python when it has
-the ``bpy`` wheel. One process per batch isolates crashes and returns Blender's memory after
+``blender_scripts/render_trajectories.py`` (the script that runs inside Blender); the numbers
+and words both sides share are in ``blender_scripts/contract.py``. :func:`blender_job` turns
+prepared items into that job, asking only for the renders the configured windows use
+(:func:`needed_renders`). :func:`render_batch` launches the script: with a ``blender`` binary
+when one is named, else with this Python when it has the ``bpy`` wheel. One process per batch isolates crashes and returns Blender's memory after
 every batch; a process that crashes (non-zero exit, signal) or falls silent for longer than
 ``timeout_s`` is killed and run once more on the items that have no output yet.
 """
@@ -23,16 +25,19 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
+from blurgen._blender_scripts.contract import ERROR_SUFFIX, FATAL, ITEM_DONE, ITEM_ERROR, SCRIPT_NAME
 from blurgen.atomic import atomic_write_text
 from blurgen.errors import BlurgenError
+from blurgen.render.compose import blurred_windows
+from blurgen.render.config import RenderConfig
+from blurgen.render.plan import Plan
+from blurgen.render.prepare import PreparedItem
 from blurgen.resources import blender_scripts_dir
 
-SCRIPT_NAME = "render_trajectories.py"
-DONE, ERROR, FATAL = "blurgen-item-done", "blurgen-item-error", "blurgen-fatal"
 LOG_TAIL_LINES = 3
 MAX_IDS_SHOWN = 20
 BPY_HINT = ("install Blender as a Python module (pip install bpy==5.0.1, needs Python 3.11) "
@@ -62,6 +67,44 @@ class ItemFailure:
 
     item_id: int
     reason: str
+
+
+def needed_renders(config: RenderConfig) -> tuple[list[int], list[int]]:
+    """The sub-intervals (a contiguous run) and silhouette instants the windows use.
+
+    Rendering only these is most of blurgen's speed: centred windows k = 1..10 need sub-intervals
+    6..15 (10 of 23) and 11 silhouettes (the windows' endpoints), not all 23 and 24. With
+    ``images.flow`` the object-coordinate layers are rendered at the silhouette instants too.
+    """
+    windows = blurred_windows(config.images.max_window, config.images.windows)
+    first = min(s for s, _ in windows)  # max_window >= 1: never empty
+    last = max(s + c for s, c in windows)
+    return list(range(first, last)), sorted({t for s, c in windows for t in (s, s + c)})
+
+
+def blender_job(config: RenderConfig, plan: Plan, prepared: Sequence[PreparedItem], work: Path,
+                threads: int) -> dict[str, Any]:
+    """The JSON job one Blender process renders (contract: blender_scripts/render_trajectories.py)."""
+    c, cy = config.camera, config.cycles
+    layers, silhouettes = needed_renders(config)
+    return {
+        "width": c.width, "height": c.height,
+        "camera": {"focal_mm": c.focal_mm, "sensor_width_mm": c.sensor_width_mm},
+        "cycles": {"device": cy.device, "samples": cy.samples, "adaptive_threshold": cy.adaptive_threshold,
+                   "denoise": cy.denoise, "max_bounces": cy.max_bounces, "threads": threads,
+                   "pixel_filter_width": cy.pixel_filter_width},
+        "silhouette_samples": cy.silhouette_samples,
+        "items": [{
+            "item_id": p.item.item_id,
+            "mesh": str(plan.objects.path_of(p.item.object_id)),
+            "out": str(work / f"item-{p.item.item_id:013d}.npz"),
+            **p.trajectory.to_job(),
+            "seed": p.cycles_seed,
+            "renders": {"sub_intervals": layers, "sharp": config.images.sharp, "silhouettes": silhouettes,
+                        # the flow's object-coordinate layers, at the windows' endpoints
+                        **({"coords": silhouettes} if config.images.flow else {})},
+        } for p in prepared],
+    }
 
 
 def script_path() -> Path:
@@ -160,7 +203,7 @@ def _absolute(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def _error_path(item: dict[str, Any]) -> Path:
-    return Path(str(item["out"]) + ".error.json")
+    return Path(str(item["out"]) + ERROR_SUFFIX)
 
 
 def item_result(item: dict[str, Any]) -> RenderedItem | ItemFailure | None:
@@ -243,7 +286,7 @@ def _handle(line: str, outcome: _Attempt, on_item: Callable[[int], None] | None)
     if kind == FATAL:
         outcome.fatal = rest
         return False
-    if kind in (DONE, ERROR):
+    if kind in (ITEM_DONE, ITEM_ERROR):
         if on_item is not None:
             try:
                 item_id = int(rest.split(" ", 1)[0])

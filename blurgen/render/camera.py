@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from blurgen.errors import BlurgenError
+from blurgen.render.config import RenderConfig
 
 # Blender camera frame -> OpenCV camera frame (flip y and z), homogeneous.
 BLENDER_TO_OPENCV = np.diag([1.0, -1.0, -1.0, 1.0])
@@ -100,3 +101,9 @@ class Camera:
             inside = ((uv[:, 0] >= mx) & (uv[:, 0] <= self.width - mx)
                       & (uv[:, 1] >= my) & (uv[:, 1] <= self.height - my))
         return self.in_front(points_world) & inside
+
+
+def camera_of(config: RenderConfig) -> Camera:
+    """The camera a render config describes."""
+    c = config.camera
+    return Camera(c.width, c.height, c.focal_mm, c.sensor_width_mm)

@@ -20,13 +20,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blurgen._blender_scripts.contract import SUB_INTERVALS
 from blurgen.color import linear_to_srgb_uint8, srgb_to_linear
 from blurgen.errors import BlurgenError
 
 _BLOCK_PIXELS = 12288  # pixels per block of rows in window_layer and composite
 
 
-def window_starts(count: int, mode: str, num_sub: int = 23) -> list[int]:
+def window_starts(count: int, mode: str, num_sub: int = SUB_INTERVALS) -> list[int]:
     """First sub-interval of each window of ``count`` consecutive sub-intervals (of ``num_sub``).
 
     ``"centred"``: the one window centred on the trajectory, start ``(num_sub - count) // 2``.
@@ -43,6 +44,12 @@ def window_starts(count: int, mode: str, num_sub: int = 23) -> list[int]:
     if mode == "all":
         return list(range(num_sub - count + 1))
     raise ValueError(f"window mode must be 'centred' or 'all', got {mode!r}")
+
+
+def blurred_windows(max_window: int, mode: str) -> list[tuple[int, int]]:
+    """(start sub-interval, count) of every blurred image of a trajectory, in sample order:
+    counts 1..``max_window``, each at the starts ``mode`` gives (:func:`window_starts`)."""
+    return [(start, count) for count in range(1, max_window + 1) for start in window_starts(count, mode)]
 
 
 def window_layer(layers: np.ndarray, start: int, count: int) -> np.ndarray:

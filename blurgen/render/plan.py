@@ -12,7 +12,6 @@ import dataclasses
 import difflib
 import zlib
 from collections import Counter
-from pathlib import Path
 from typing import Sequence
 
 from blurgen.assets import AssetManifest
@@ -160,22 +159,3 @@ def select_backgrounds(backgrounds: AssetManifest, config: RenderConfig) -> tupl
 
 def _category_name(objects: AssetManifest, ids: Sequence[str]) -> str:
     return str(objects.get(ids[0]).get("metadata", {}).get("category_name", "")) if ids else ""
-
-
-def load_manifests(config: RenderConfig) -> tuple[AssetManifest, AssetManifest]:
-    """The configured object and background manifests, or the built-in demo set's."""
-    if config.assets.objects is None or config.assets.backgrounds is None:
-        from blurgen.assets import demo_assets
-
-        demo = demo_assets()
-    objects = (AssetManifest.load(_existing(config.assets.objects, "assets.objects"))
-               if config.assets.objects is not None else demo.objects_manifest())
-    backgrounds = (AssetManifest.load(_existing(config.assets.backgrounds, "assets.backgrounds"))
-                   if config.assets.backgrounds is not None else demo.backgrounds_manifest())
-    return objects, backgrounds
-
-
-def _existing(path: str, key: str) -> Path:
-    if not Path(path).is_file():
-        raise BlurgenError(f"{key}: manifest file not found: {path} (make one with blurgen assets scan-...)")
-    return Path(path)

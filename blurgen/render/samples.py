@@ -1,7 +1,8 @@
 """From one rendered trajectory to its shard samples: windows, compositing, labels, filters.
 
-Blender has rendered the 23 sub-interval layers, the sharp frame and 24 silhouettes of one work
-item (premultiplied linear RGBA). Every blurred image is the mean of k consecutive layers; it is
+Runs only after rendering (data flow: plan -> prepare -> blender -> samples). Blender has
+rendered the sub-interval layers, the sharp frame and the silhouettes that the item's windows
+use (premultiplied linear RGBA). Every blurred image is the mean of k consecutive layers; it is
 composited over the item's background crop in linear light, labelled (Eq. 5 and 6 of the
 blur-retrieval paper, bbox) and filtered (coverage, silhouette IoU) here, in numpy. With
 ``images.flow`` each kept image also gets the exact flow between its window's endpoints
@@ -10,91 +11,19 @@ blur-retrieval paper, bbox) and filtered (coverage, silhouette IoU) here, in num
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from typing import Any, Iterator
 
 import numpy as np
 
-from blurgen.color import linear_to_srgb_uint8, srgb_to_linear
-from blurgen.errors import BlurgenError
-from blurgen.render.camera import Camera
-from blurgen.render.compose import composite, crop_background, load_background, window_layer, window_starts
-from blurgen.render.config import NUM_INSTANTS, RenderConfig
+from blurgen._blender_scripts.contract import SHARP_INSTANT
+from blurgen.color import linear_to_srgb_uint8
+from blurgen.render.camera import camera_of
+from blurgen.render.compose import blurred_windows, composite, window_layer
+from blurgen.render.config import RenderConfig
 from blurgen.render.flow import still_flow, window_flow
 from blurgen.render.labels import bbox_of, blur_level, blur_severity, filter_reason
-from blurgen.render.plan import STREAM_BACKGROUND, STREAM_CYCLES, STREAM_TRAJECTORY, Plan, WorkItem
-from blurgen.render.trajectory import Trajectory, sample_trajectory
-from blurgen.rng import item_rng
-
-SHARP_INSTANT = (NUM_INSTANTS - 1) / 2  # the sharp image is rendered at the trajectory centre, t = 11.5
-
-
-def camera_of(config: RenderConfig) -> Camera:
-    c = config.camera
-    return Camera(c.width, c.height, c.focal_mm, c.sensor_width_mm)
-
-
-class SkipItem(Exception):
-    """An item that cannot be made (its input is bad); counted under ``reason``, never fatal."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-
-
-@dataclasses.dataclass(frozen=True)
-class PreparedItem:
-    """A work item with its random draws made: trajectory, background crop, Cycles seed."""
-
-    item: WorkItem
-    trajectory: Trajectory
-    background_id: str
-    background_linear: np.ndarray  # (H, W, 3) float32, linear light
-    cycles_seed: int
-
-
-def prepare_item(config: RenderConfig, plan: Plan, item: WorkItem) -> PreparedItem:
-    """Draw the item's trajectory, background and seed from its own streams; load the crop.
-
-    Raises :class:`SkipItem` for an unreadable background (the caller counts the skip); a
-    trajectory that cannot be placed is a config error and propagates.
-    """
-    t = config.trajectory
-    trajectory = sample_trajectory(
-        item_rng(config.seed, item.item_id, STREAM_TRAJECTORY), camera_of(config),
-        instants=NUM_INSTANTS, depth=tuple(t.depth[:2]), object_size=tuple(t.object_size[:2]),
-        translation=tuple(t.translation[:2]), rotation_deg=tuple(t.rotation_deg[:2]), margin=t.margin)
-    bg_rng = item_rng(config.seed, item.item_id, STREAM_BACKGROUND)
-    background_id = plan.background_ids[int(bg_rng.integers(len(plan.background_ids)))]
-    try:
-        source = load_background(plan.backgrounds.path_of(background_id))
-    except BlurgenError as exc:
-        raise SkipItem("unreadable background", str(exc)) from None
-    crop = crop_background(source, config.camera.width, config.camera.height, bg_rng)
-    seed = int(item_rng(config.seed, item.item_id, STREAM_CYCLES).integers(0, 2**31 - 2**16))
-    return PreparedItem(item, trajectory, background_id, srgb_to_linear(crop), seed)
-
-
-def blurred_windows(config: RenderConfig) -> list[tuple[int, int]]:
-    """(start sub-interval, count) of every blurred image a trajectory gives, in sample order."""
-    return [(start, count) for count in range(1, config.images.max_window + 1)
-            for start in window_starts(count, config.images.windows, num_sub=NUM_INSTANTS - 1)]
-
-
-def needed_renders(config: RenderConfig) -> tuple[list[int], list[int]]:
-    """The sub-intervals (a contiguous run) and silhouette instants the windows use.
-
-    Rendering only these is most of blurgen's speed: centred windows k = 1..10 need sub-intervals
-    6..15 (10 of 23) and 11 silhouettes (the windows' endpoints), not all 23 and 24. With
-    ``images.flow`` the object-coordinate layers are rendered at the silhouette instants too.
-    """
-    windows = blurred_windows(config)
-    if not windows:
-        return [], []
-    first = min(s for s, _ in windows)
-    last = max(s + c for s, c in windows)
-    return list(range(first, last)), sorted({t for s, c in windows for t in (s, s + c)})
+from blurgen.render.prepare import PreparedItem
 
 
 def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[str, np.ndarray],
@@ -103,7 +32,8 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
 
     Images that a filter rejects are counted in ``dropped`` by reason, never dropped silently.
     """
-    windows = ([(-1, 0)] if config.images.sharp else []) + blurred_windows(config)  # max_window >= 1
+    windows = (([(-1, 0)] if config.images.sharp else [])  # max_window >= 1: never empty
+               + blurred_windows(config.images.max_window, config.images.windows))
     layers, first_layer = rendered["layers"], int(rendered["layer_indices"][0])
     silhouette_of = {int(t): sil for t, sil in zip(rendered["silhouette_instants"], rendered["silhouettes"])}
     coords_of = ({int(t): (c, h) for t, c, h in zip(rendered["coord_instants"], rendered["coords"],

@@ -1,0 +1,135 @@
+"""Importing each object once per process: OBJ files into a rig the renders animate.
+
+A mesh is imported with no axis conversion (object coordinates stay the file's raw vertex
+coordinates), checked for the defects that would render wrong (no faces, a missing material
+library, a texture that does not load: Cycles would render it magenta) and hung below two
+empties: pivot (the trajectory's motion) -> base (base rotation, scale) -> meshes. Runs inside
+Blender.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import bpy
+import mathutils
+
+from trajectory_job import ItemError
+
+
+class Rig:
+    """One imported mesh: pivot empty (motion) -> base empty (base rotation, scale) -> meshes."""
+
+    def __init__(self, pivot, base, meshes):
+        self.pivot, self.base, self.meshes = pivot, base, meshes
+
+    def show(self, visible: bool) -> None:
+        for obj in self.meshes:
+            obj.hide_render = not visible
+
+
+def _referenced_mtl_files(obj_path: str) -> list[str]:
+    """Material libraries named by ``mtllib`` lines (regex over the bytes: OBJs can be huge)."""
+    with open(obj_path, "rb") as fh:
+        data = fh.read()
+    names = []
+    for match in re.finditer(rb"^[ \t]*mtllib[ \t]+(.+?)[ \t]*\r?$", data, re.M):
+        names.append(match.group(1).decode("utf-8", "replace"))
+    return [os.path.join(os.path.dirname(obj_path), n) for n in names]
+
+
+def _cleanup(objects) -> None:
+    meshes = {o.data for o in objects if o.type == "MESH"}
+    materials = {m for me in meshes for m in me.materials if m is not None}
+    images = {n.image for m in materials if m.node_tree for n in m.node_tree.nodes
+              if n.type == "TEX_IMAGE" and n.image is not None}
+    for o in objects:
+        bpy.data.objects.remove(o)
+    for collection, blocks in ((bpy.data.meshes, meshes), (bpy.data.materials, materials),
+                               (bpy.data.images, images)):
+        for block in blocks:
+            collection.remove(block)
+
+
+def _check_imported(obj_path: str, objects) -> None:
+    """Raise ItemError for the defects that would otherwise render wrong (no faces, pink, grey)."""
+    meshes = [o for o in objects if o.type == "MESH"]
+    if not meshes or sum(len(o.data.polygons) for o in meshes) == 0:
+        raise ItemError("mesh has no faces")
+    for mtl in _referenced_mtl_files(obj_path):
+        if not os.path.isfile(mtl):
+            raise ItemError(f"material library missing: {mtl}")
+    for o in meshes:
+        for mat in o.data.materials:
+            if mat is None or mat.node_tree is None:
+                continue
+            for node in mat.node_tree.nodes:
+                if node.type != "TEX_IMAGE":
+                    continue
+                image = node.image
+                # The importer keeps a texture it could not read as an image of size 0 x 0
+                # (has_data is still True); Cycles would render it magenta.
+                if image is None or image.size[0] == 0 or image.size[1] == 0:
+                    name = bpy.path.abspath(image.filepath) if image is not None else "(none)"
+                    raise ItemError(f"texture failed to load: {os.path.normpath(name)}")
+
+
+class MeshCache:
+    """Each distinct mesh is imported once per process; a failed import is remembered too."""
+
+    def __init__(self, scene):
+        self.scene = scene
+        self.rigs: dict[str, Rig] = {}
+        self.failures: dict[str, str] = {}
+
+    def get(self, path: str) -> Rig:
+        key = os.path.abspath(path)
+        if key in self.failures:
+            raise ItemError(self.failures[key])
+        if key not in self.rigs:
+            try:
+                self.rigs[key] = self._import(key)
+            except ItemError as exc:
+                self.failures[key] = str(exc)
+                raise
+        return self.rigs[key]
+
+    def _import(self, path: str) -> Rig:
+        if not os.path.isfile(path):
+            raise ItemError(f"mesh file not found: {path}")
+        before = set(bpy.data.objects)
+        try:
+            # forward Y / up Z are Blender's own axes: no axis conversion, so object coordinates
+            # stay the file's raw coordinates (ShapeNet's +Y up stays +Y).
+            bpy.ops.wm.obj_import(filepath=path, forward_axis="Y", up_axis="Z", global_scale=1.0,
+                                  clamp_size=0.0, use_split_objects=False, use_split_groups=False,
+                                  validate_meshes=True)
+        except RuntimeError as exc:
+            _cleanup([o for o in bpy.data.objects if o not in before])
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
+            raise ItemError(f"mesh failed to import: {first}") from None
+        new = [o for o in bpy.data.objects if o not in before]
+        try:
+            _check_imported(path, new)
+        except ItemError:
+            _cleanup(new)
+            raise
+        pivot = bpy.data.objects.new("blurgen_pivot", None)
+        pivot.rotation_mode = "AXIS_ANGLE"
+        base = bpy.data.objects.new("blurgen_base", None)
+        base.rotation_mode = "QUATERNION"
+        base.parent = pivot  # assigning .parent keeps matrix_parent_inverse = identity
+        self.scene.collection.objects.link(pivot)
+        self.scene.collection.objects.link(base)
+        meshes = [o for o in new if o.type == "MESH"]
+        for o in new:
+            if o.type != "MESH":
+                bpy.data.objects.remove(o)
+        for o in meshes:
+            o.parent = base
+            o.matrix_parent_inverse = mathutils.Matrix.Identity(4)
+            o.matrix_basis = mathutils.Matrix.Identity(4)
+            # Rigid motion only: skip Cycles' per-step check for deformation.
+            o.cycles.use_deform_motion = False
+        return Rig(pivot, base, meshes)
