@@ -37,6 +37,12 @@ def run(*args):
     return CliRunner().invoke(main, list(args))
 
 
+def video_config(videos, preset: str = "default", **sections) -> FlowpairsConfig:
+    """A video-mode config over ``videos`` without a preview, ``sections`` overriding the preset."""
+    return resolve_config(FlowpairsConfig, KIND, preset=preset, overrides={
+        "mode": "video", "video": {"videos": str(videos)}, "output": {"preview": False}, **sections})
+
+
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory):
     """Three sources of 21 frames whose content moves 1 px left per frame; b.avi cuts at frame 10."""
@@ -208,9 +214,8 @@ def test_consistency_thresholds_come_from_the_config(sources, tmp_path, stand_in
     margin = 4 * g ** 2 - (2 * alpha * g ** 2 + beta)
     assert np.array_equal(np.flatnonzero(margin <= 0), np.arange(rows))  # the hand count above
     assert np.abs(margin).min() > 0.01  # no row within rounding of the bound
-    config = resolve_config(FlowpairsConfig, KIND, overrides={
-        "mode": "video", "video": {"videos": str(sources[0] / "a.avi")}, "output": {"preview": False},
-        "flow": {"estimator": "row-skew", "consistency_alpha": alpha, "consistency_beta": beta, "min_valid": 0.0}})
+    config = video_config(sources[0] / "a.avi", flow={"estimator": "row-skew", "consistency_alpha": alpha,
+                                                      "consistency_beta": beta, "min_valid": 0.0})
     flowpairs_dataset(config, tmp_path / "o", progress=False)
     samples = list(ShardDataset(tmp_path / "o"))
     assert len(samples) == 3
@@ -224,9 +229,7 @@ def test_consistency_thresholds_come_from_the_config(sources, tmp_path, stand_in
 
 
 def test_consistency_off_marks_every_pixel_valid(sources, tmp_path, stand_in_estimators):
-    config = resolve_config(FlowpairsConfig, KIND, overrides={
-        "mode": "video", "video": {"videos": str(sources[0] / "a.avi")}, "output": {"preview": False},
-        "flow": {"estimator": "row-skew", "consistency": False}})
+    config = video_config(sources[0] / "a.avi", flow={"estimator": "row-skew", "consistency": False})
     flowpairs_dataset(config, tmp_path / "o", progress=False)
     samples = list(ShardDataset(tmp_path / "o"))
     assert len(samples) == 3 and all(s["flow_valid"].all() for s in samples)
@@ -241,9 +244,8 @@ def test_consistency_off_marks_every_pixel_valid(sources, tmp_path, stand_in_est
 ])
 def test_min_flow_drops_slow_windows(sources, tmp_path, stand_in_estimators, min_flow, kept, dropped):
     # a.avi moves 1 px left per frame; lengths 3 and 7 on anchors 3, 10, 17: 2 px and 6 px of flow
-    config = resolve_config(FlowpairsConfig, KIND, overrides={
-        "mode": "video", "video": {"videos": str(sources[0] / "a.avi")}, "output": {"preview": False},
-        "windows": {"lengths": [3, 7], "stride": 7, "min_flow": min_flow}, "flow": {"estimator": "translation"}})
+    config = video_config(sources[0] / "a.avi", windows={"lengths": [3, 7], "stride": 7, "min_flow": min_flow},
+                          flow={"estimator": "translation"})
     summary = flowpairs_dataset(config, tmp_path / "o", progress=False)
     assert summary.tasks[0].counts.get("dropped", {}) == ({"small_flow": dropped} if dropped else {})
     samples = list(ShardDataset(tmp_path / "o")) if summary.samples else []
@@ -258,9 +260,7 @@ def test_retrieval_preset_draws_one_length_per_anchor_200_frames_apart(tmp_path,
     steps = moving_frames(60, seed=5)
     frames = [steps[k // 10] for k in range(600)]
     write_video(tmp_path / "v" / "slow.avi", frames)
-    config = resolve_config(FlowpairsConfig, KIND, preset="retrieval", overrides={
-        "mode": "video", "video": {"videos": str(tmp_path / "v")}, "output": {"preview": False},
-        "flow": {"estimator": "translation"}})
+    config = video_config(tmp_path / "v", "retrieval", flow={"estimator": "translation"})
     summary = flowpairs_dataset(config, tmp_path / "o", progress=False)
     assert summary.samples == 3 and summary.tasks[0].counts.get("dropped", {}) == {}
     samples = sorted(ShardDataset(tmp_path / "o"), key=lambda s: int(s["window_start"]))
@@ -277,9 +277,7 @@ def test_retrieval_preset_draws_one_length_per_anchor_200_frames_apart(tmp_path,
         assert np.array_equal(s["first"], window[0]) and np.array_equal(s["last"], window[-1])
         assert s["max_displacement"] == (start + n - 1) // 10 - start // 10
     # Another seed draws other lengths for the same anchors.
-    other = resolve_config(FlowpairsConfig, KIND, preset="retrieval", overrides={
-        "seed": 1, "mode": "video", "video": {"videos": str(tmp_path / "v")}, "output": {"preview": False},
-        "flow": {"estimator": "translation"}})
+    other = video_config(tmp_path / "v", "retrieval", seed=1, flow={"estimator": "translation"})
     flowpairs_dataset(other, tmp_path / "o1", progress=False)
     redrawn = sorted(ShardDataset(tmp_path / "o1"), key=lambda s: int(s["window_start"]))
     assert [int(s["window_start"]) + (int(s["frames"]) - 1) // 2 for s in redrawn] == [99, 299, 499]
