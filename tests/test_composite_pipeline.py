@@ -143,7 +143,7 @@ def test_sharp_coverage_only_gives_negatives():
 
     masks = ProceduralMasks(config.seed, (160, 120))
     for item in plan[:6]:
-        sample = make_sample(config, item, load_source(item.source, masks, seed=config.seed, min_area=0.002,
+        sample = make_sample(config, item, load_source(item.source, masks, min_area=0.002,
                                                        max_area=0.6))
         assert not sample["blur_mask"].any() and np.array_equal(sample["image"], sample["sharp"])
         assert not sample["blurred"] and sample["blur_types"] == ""

@@ -95,8 +95,8 @@ def test_load_source_with_sam_filters_by_area(setup):
     images, checkpoint, cache = setup
     ref = list_image_files(images)[1]
     source = SamMasks(checkpoint, "vit_b", GENERATOR, cache, device="cpu", model=tiny_sam())
-    everything = load_source(ref, source, seed=0)
-    some = load_source(ref, source, seed=0, min_area=0.0, max_area=0.5)
+    everything = load_source(ref, source)
+    some = load_source(ref, source, min_area=0.0, max_area=0.5)
     fractions = everything.masks.reshape(len(everything.masks), -1).mean(axis=1)
     assert len(some.mask_names) == int((fractions <= 0.5).sum())
     assert source.misses == 1 and source.hits == 1

@@ -216,10 +216,10 @@ def test_load_source_drops_and_counts_empty_instance(folders):
     write(inst / "half.png", full)
     write(inst / "empty.png", np.zeros((6, 8), np.uint8))
     ref = list_image_files(images)[0]
-    data = load_source(ref, FolderMasks(masks), seed=0, min_area=0.0, max_area=1.0)
+    data = load_source(ref, FolderMasks(masks), min_area=0.0, max_area=1.0)
     assert data.mask_names == ["half.png"] and data.dropped == {"empty mask": 1}
     assert data.image.shape == (6, 8, 3) and data.masks.shape == (1, 6, 8) and data.masks.sum() == 24
-    data = load_source(ref, FolderMasks(masks), seed=0, min_area=0.6, max_area=1.0)
+    data = load_source(ref, FolderMasks(masks), min_area=0.6, max_area=1.0)
     assert data.masks.shape == (0, 6, 8) and data.dropped == {"empty mask": 1, "mask below min area": 1}
 
 
@@ -260,7 +260,7 @@ def test_load_source_corrupt_image_is_a_skip(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8 broken")
     ref = list_image_files(tmp_path)[0]
     with pytest.raises(SkipSource, match="unreadable image"):
-        load_source(ref, FolderMasks(tmp_path), seed=0)
+        load_source(ref, FolderMasks(tmp_path))
 
 
 # -- procedural photos ---------------------------------------------------------------------------
@@ -322,23 +322,34 @@ def test_procedural_masks_are_exactly_the_pixels_each_instance_shows(monkeypatch
 def test_procedural_sources_through_load_source():
     ref = procedural_refs(4)[3]
     masks = ProceduralMasks(9, (W, H))
-    data = load_source(ref, masks, seed=9, min_area=0.0, max_area=1.0)
+    data = load_source(ref, masks, min_area=0.0, max_area=1.0)
     image, exact, names = procedural_source(9, 3, W, H)
     assert data.source_id == "procedural-00003" and data.mask_names == names
     np.testing.assert_array_equal(data.masks, exact)
     np.testing.assert_array_equal(data.image, image)
-    found, found_names = masks.masks_for(ref, image)
-    assert found_names == names and np.array_equal(found, exact)
-    with pytest.raises(ValueError, match="seed"):
-        load_source(ref, masks, seed=10)
-    strict = load_source(ref, masks, seed=9, min_area=0.02, max_area=0.3)
+    other_seed = load_source(ref, ProceduralMasks(10, (W, H)))
+    assert not np.array_equal(other_seed.image, image)  # the mask source carries the job's seed
+    strict = load_source(ref, masks, min_area=0.02, max_area=0.3)
     areas = strict.masks.reshape(len(strict.masks), -1).mean(axis=1)
     assert ((areas >= 0.02) & (areas <= 0.3)).all()
     assert sum(strict.dropped.values()) == len(names) - len(strict.mask_names)
 
 
-def test_mask_sources_importable_from_sources():
-    from blurgen.composite import masks, sam
-    from blurgen.composite.sources import FolderMasks, SamMasks
+def test_each_mask_source_loads_only_its_kind_of_source(tmp_path):
+    photo = write(tmp_path / "a.png", np.zeros((6, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="procedural"):
+        ProceduralMasks(0, (W, H)).load(SourceRef("a.png", photo, 0))
+    with pytest.raises(ValueError, match="image file"):
+        FolderMasks(tmp_path).load(procedural_refs(1)[0])
 
-    assert FolderMasks is masks.FolderMasks and SamMasks is sam.SamMasks
+
+def test_mask_source_modules_import_in_one_direction():
+    """sources.py is imported by the mask sources and imports none of them (no cycle, no re-export)."""
+    import ast
+
+    import blurgen.composite.sources as sources
+
+    tree = ast.parse(Path(sources.__file__).read_text())
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not imported & {"blurgen.composite.procedural", "blurgen.composite.masks", "blurgen.composite.sam"}
+    assert not hasattr(sources, "__getattr__")

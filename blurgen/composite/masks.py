@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from blurgen.composite.sources import IMAGE_SUFFIXES, SkipSource, SourceRef
+from blurgen.composite.sources import IMAGE_SUFFIXES, PhotoMasks, SkipSource, SourceRef
 from blurgen.errors import BlurgenError
 
 
@@ -81,7 +81,7 @@ def binary_mask(image: np.ndarray) -> np.ndarray:
     return image > np.iinfo(image.dtype).max // 2
 
 
-class FolderMasks:
+class FolderMasks(PhotoMasks):
     """Mask source: one label image or one folder of binary masks per source image."""
 
     def __init__(self, masks_dir: Path) -> None:

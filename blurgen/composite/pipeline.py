@@ -16,15 +16,11 @@ from typing import Sequence
 from blurgen.composite.config import SCHEMA, CompositeConfig, allowed_types
 from blurgen.composite.plan import CompositeItem, list_sources, make_plan
 from blurgen.composite.sample import make_sample
-from blurgen.composite.sources import (FolderMasks, MaskSource, ProceduralMasks, SamMasks, SkipSource,
-                                       load_source)
-from blurgen.config import to_dict
-from blurgen.errors import BlurgenError
+from blurgen.composite.mask_sources import mask_source
+from blurgen.composite.sam import SamMasks
+from blurgen.composite.sources import SkipSource, load_source
 from blurgen.farm import task_block
 from blurgen.job import Generator, JobSummary, TaskRun, Wording, run_job
-
-SAM_CACHE_DIR = "sam-cache"
-
 
 WORDING = Wording(samples="samples", sources="photos", unit="sample",
                   counts={"blur": "samples", "types": "blurred instances", "skipped_sources": "skipped photos"})
@@ -74,7 +70,7 @@ class CompositeGenerator(Generator):
         for ref, group in itertools.groupby(items, key=lambda item: item.source):
             group = list(group)
             try:
-                source = load_source(ref, masks, seed=config.seed, min_area=config.sources.min_area,
+                source = load_source(ref, masks, min_area=config.sources.min_area,
                                      max_area=config.sources.max_area)
             except SkipSource as exc:
                 task.count("skipped_sources", exc.reason)
@@ -90,23 +86,3 @@ class CompositeGenerator(Generator):
                     if "params" in record:
                         task.count("types", record["params"]["type"])
                 task.advance()
-
-
-def mask_source(config: CompositeConfig, out_dir: Path) -> MaskSource:
-    """Where instance masks come from: procedural, mask files, or SAM (cached next to the output)."""
-    src = config.sources
-    if src.images is None:
-        if src.masks or src.sam_checkpoint:
-            raise BlurgenError("masks or a SAM checkpoint were given without sources.images (--images): "
-                               "give the photos they belong to")
-        return ProceduralMasks(config.seed, tuple(src.procedural_size))
-    if src.masks and src.sam_checkpoint:
-        raise BlurgenError("give either a masks folder (--masks) or a SAM checkpoint (--sam-checkpoint), not both")
-    if src.masks:
-        return FolderMasks(Path(src.masks).expanduser())
-    if src.sam_checkpoint:
-        generator = {k: v for k, v in to_dict(config.sam).items() if k != "device"}
-        return SamMasks(Path(src.sam_checkpoint).expanduser(), src.sam_model, generator,
-                        out_dir / SAM_CACHE_DIR, device=config.sam.device)
-    raise BlurgenError("photos need instance masks: give --masks DIR (mask files) or --sam-checkpoint FILE "
-                       "(segment with SAM)")

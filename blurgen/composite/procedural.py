@@ -22,7 +22,7 @@ that is blurred and labelled, is unique to each photo. Painting a 640x480 photo 
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -31,10 +31,8 @@ from blurgen.assets.demo_backgrounds import make_background
 from blurgen.assets.demo_textures import make_texture
 from blurgen.assets.noise import fractal_noise
 from blurgen.color import linear_to_srgb_uint8, srgb_to_linear
+from blurgen.composite.sources import SourceRef
 from blurgen.rng import item_rng
-
-if TYPE_CHECKING:  # sources.py imports this module; only the type is needed here
-    from blurgen.composite.sources import SourceRef
 
 BACKGROUND_BANK = 8            # landscapes per seed that backgrounds are cut from
 _BANK_WIDEN = 1.5              # bank pictures are this much wider than a photo: room for a window
@@ -294,24 +292,14 @@ def procedural_source(seed: int, index: int, width: int = 640, height: int = 480
 
 
 class ProceduralMasks:
-    """Mask source of the procedural photos: their exact masks.
-
-    ``load_source`` paints a procedural photo and its masks in one go through :meth:`generate`;
-    :meth:`masks_for` exists for the :class:`~blurgen.composite.sources.MaskSource` protocol and
-    paints the photo again to get them.
-    """
+    """Mask source of the procedural photos: each is painted with its exact masks."""
 
     def __init__(self, seed: int, size: tuple[int, int] = (640, 480)) -> None:
         self.seed = int(seed)
         self.width, self.height = (int(v) for v in size)  # (width, height), as the config gives it
 
-    def generate(self, ref: "SourceRef") -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def load(self, ref: SourceRef) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """Image, masks and names of the procedural source ``ref``."""
+        if not ref.procedural:
+            raise ValueError(f"{ref.source_id}: an image file, not a procedural photo")
         return procedural_source(self.seed, ref.index, self.width, self.height)
-
-    def masks_for(self, ref: "SourceRef", image_linear: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        _, masks, names = self.generate(ref)
-        if masks.shape[1:] != image_linear.shape[:2]:
-            raise ValueError(f"{ref.source_id}: image is {image_linear.shape[1]}x{image_linear.shape[0]}, "
-                             f"procedural masks are {self.width}x{self.height}")
-        return masks, names

@@ -33,7 +33,7 @@ import numpy as np
 
 from blurgen.atomic import temporary_name
 from blurgen.color import linear_to_srgb_uint8
-from blurgen.composite.sources import SkipSource, SourceRef, load_image_linear
+from blurgen.composite.sources import PhotoMasks, SkipSource, SourceRef, load_image_linear
 from blurgen.errors import BlurgenError, ConfigError
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
@@ -96,7 +96,7 @@ def unpack_masks(packed: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     return np.unpackbits(packed, axis=1, count=h * w).reshape(n, h, w).astype(bool)
 
 
-class SamMasks:
+class SamMasks(PhotoMasks):
     """Mask source: SAM's automatic mask generator with a user checkpoint, cached per image.
 
     ``model`` lets a caller (tests) hand in a built ``Sam``; otherwise the checkpoint is loaded
@@ -241,7 +241,7 @@ class SamMasks:
         scores = np.array([records[i]["predicted_iou"] for i in order], np.float32)
         return masks, scores
 
-    # -- MaskSource ---------------------------------------------------------------------------
+    # -- PhotoMasks ---------------------------------------------------------------------------
 
     def masks_for(self, ref: SourceRef, image_linear: np.ndarray) -> tuple[np.ndarray, list[str]]:
         if ref.path is None:

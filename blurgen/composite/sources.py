@@ -2,11 +2,14 @@
 
 A source is a handle (:class:`SourceRef`: an image file below the images folder, or a numbered
 procedural photo) that planning sorts and splits cheaply; :func:`load_source` turns it into
-pixels and instance masks (:class:`SourceData`). Masks come from a :class:`MaskSource`: SAM's
-automatic mask generator (:mod:`blurgen.composite.sam`), a folder of mask files
-(:mod:`blurgen.composite.masks`) or the exact masks of the procedural photos
-(:mod:`blurgen.composite.procedural`). Whatever parts the mask source separates (faces, hands,
-hair for SAM on portraits) are the instances; nothing here merges or splits them.
+pixels and instance masks (:class:`SourceData`) through a :class:`MaskSource`, whose ``load``
+gives a source's pixels and masks: SAM's automatic mask generator (:mod:`blurgen.composite.sam`)
+or a folder of mask files (:mod:`blurgen.composite.masks`), both :class:`PhotoMasks` that read
+the photo file and add its masks, or the procedural photos, painted with their exact masks
+(:mod:`blurgen.composite.procedural`). :mod:`blurgen.composite.mask_sources` picks one for a
+config. Those modules import this one, never the other way round. Whatever parts the mask source
+separates (faces, hands, hair for SAM on portraits) are the instances; nothing here merges or
+splits them.
 
 A source that cannot be used (unreadable image, mask of the wrong size, no mask file) raises
 :class:`SkipSource` with a short reason the caller counts and reports; errors in the user's
@@ -25,7 +28,6 @@ import cv2
 import numpy as np
 
 from blurgen.color import srgb_to_linear
-from blurgen.composite.procedural import ProceduralMasks, procedural_source
 from blurgen.errors import BlurgenError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -69,10 +71,11 @@ class SkipSource(Exception):
 
 
 class MaskSource(Protocol):
-    """Anything that gives the instance masks of a source image."""
+    """Anything that gives the pixels and instance masks of a source."""
 
-    def masks_for(self, ref: SourceRef, image_linear: np.ndarray) -> tuple[np.ndarray, list[str]]:
-        """NxHxW bool masks of ``ref`` (H, W: ``image_linear``'s) and one name per mask."""
+    def load(self, ref: SourceRef) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """HxWx3 float32 linear image, NxHxW bool masks and one name per mask of ``ref``, or
+        SkipSource."""
         ...
 
 
@@ -179,42 +182,33 @@ def filter_by_area(masks: np.ndarray, names: list[str], min_area: float, max_are
     return masks[keep], [name for name, k in zip(names, keep) if k]
 
 
-def load_source(ref: SourceRef, masks: MaskSource, *, seed: int, min_area: float = 0.0,
-                max_area: float = 1.0) -> SourceData:
-    """Pixels and area-filtered instance masks of ``ref``; SkipSource if it cannot be used.
+class PhotoMasks:
+    """Base of the mask sources of photo files: ``load`` reads the photo, then asks
+    :meth:`masks_for` (which subclasses define) for its masks and checks their size."""
 
-    Procedural sources are painted from ``seed`` with their exact masks; they need a
-    :class:`~blurgen.composite.procedural.ProceduralMasks` of the same seed (its size is used).
-    ``min_area`` and ``max_area`` are fractions of the image area.
-    """
-    dropped: Counter = Counter()
-    if ref.path is None:
-        if isinstance(masks, ProceduralMasks):
-            if masks.seed != seed:
-                raise ValueError(f"ProceduralMasks seed {masks.seed} differs from the job seed {seed}")
-            image, found, names = masks.generate(ref)
-        else:  # procedural photos carry exact masks: no other mask source is asked
-            image, found, names = procedural_source(seed, ref.index)
-    else:
+    def masks_for(self, ref: SourceRef, image_linear: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """NxHxW bool masks of ``ref`` (H, W: ``image_linear``'s) and one name per mask."""
+        raise NotImplementedError
+
+    def load(self, ref: SourceRef) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        if ref.path is None:
+            raise ValueError(f"{ref.source_id}: {type(self).__name__} needs an image file")
         image = load_image_linear(ref.path)
-        found, names = masks.masks_for(ref, image)
+        found, names = self.masks_for(ref, image)
         found = np.asarray(found)
         if found.ndim != 3 or found.shape[1:] != image.shape[:2]:
             size = f"{found.shape[2]}x{found.shape[1]}" if found.ndim == 3 else f"shape {found.shape}"
             raise SkipSource("mask size mismatch", f"{ref.source_id}: masks of {size} for a "
                                                    f"{image.shape[1]}x{image.shape[0]} image")
-        found = found.astype(bool, copy=False)
+        return image, found.astype(bool, copy=False), list(names)
+
+
+def load_source(ref: SourceRef, masks: MaskSource, *, min_area: float = 0.0, max_area: float = 1.0) -> SourceData:
+    """Pixels and area-filtered instance masks of ``ref``; SkipSource if it cannot be used.
+
+    ``min_area`` and ``max_area`` are fractions of the image area.
+    """
+    dropped: Counter = Counter()
+    image, found, names = masks.load(ref)
     found, names = filter_by_area(found, list(names), min_area, max_area, dropped)
     return SourceData(ref.source_id, image, found, names, dict(dropped))
-
-
-def __getattr__(name: str):
-    """``FolderMasks`` and ``SamMasks`` importable from here too; they live in their own modules,
-    which import this one (so they are looked up on first use, not imported at the top)."""
-    if name == "FolderMasks":
-        from blurgen.composite.masks import FolderMasks
-        return FolderMasks
-    if name == "SamMasks":
-        from blurgen.composite.sam import SamMasks
-        return SamMasks
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
