@@ -1,8 +1,9 @@
 """The one source of randomness in blurgen.
 
-Every work item draws from its own generator seeded by ``SeedSequence([seed, item_id])``, so a
-sample depends only on the config seed and its global id: re-sharding a job over a different
-number of tasks, or re-running one task, does not change a single sample. Nothing in the package
+Every work item draws from its own generators seeded by ``SeedSequence([seed, item_id, *stream])``
+(``stream``: words naming a sub-stream per concern, e.g. render's trajectory, background and
+Cycles seed), so a sample depends only on the config seed and its global id: re-sharding a job
+over a different number of tasks, or re-running one task, does not change a single sample. Nothing in the package
 may seed or draw from a process-wide generator (numpy's or Python's module-level functions);
 tests/test_rng.py greps for it.
 """
