@@ -31,7 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine  # noqa: E402
 
 import blurgen.shards.reader as shard_reader  # noqa: E402
-from blurgen.shards import ShardDataset, ShardWriter  # noqa: E402
+from blurgen.shards import Schema, ShardDataset, ShardWriter, register_schema  # noqa: E402
+
+register_schema(Schema("blurgen.bench/1", "render-like benchmark samples", fields=(), extra_fields=True))
 
 H, W = 240, 320
 DISTINCT = 64  # distinct samples generated up front, so generation is not timed with writing

@@ -1,5 +1,10 @@
-"""Helpers for the shard tests: small deterministic samples, shard writing, byte flipping, and
-the functions worker processes run (they must live in an importable module for spawn)."""
+"""Helpers for the shard tests: the ``blurgen.test/1`` schema, small deterministic samples, shard
+writing, byte flipping, and the functions worker processes run (they must live in an importable
+module for spawn).
+
+``blurgen.test/1`` declares no fields and takes any (``extra_fields``): the writer then only asks
+that every sample of a shard agree with the first, so these tests exercise storage, not a
+generator's table. Test files that write ``blurgen.test/1`` shards import this module."""
 
 from __future__ import annotations
 
@@ -12,8 +17,11 @@ from typing import Any
 import h5py
 import numpy as np
 
-from blurgen.shards import ShardDataset, ShardWriter
+from blurgen.shards import Schema, ShardDataset, ShardWriter, register_schema
 from blurgen.shards.manifest import make_entry, update_manifest
+
+TEST_SCHEMA = register_schema(Schema("blurgen.test/1", "any fields, fixed by a shard's first sample",
+                                     fields=(), extra_fields=True))
 
 H, W = 24, 32
 CONFIG = {"render": {"width": W, "height": H, "spp": 4}, "seed": 7, "marker": "CONFIG-MARKER-0123456789"}
@@ -52,11 +60,17 @@ def flip_byte(path: Path, offset: int) -> None:
         fh.write(bytes([byte ^ 0x5A]))
 
 
-def chunk_byte_offset(path: Path, dataset: str, index: int) -> int:
-    """File offset of the middle of chunk ``index`` (one sample) of ``dataset``."""
+def chunk_span(path: Path, dataset: str, index: int) -> tuple[int, int]:
+    """File offset and stored size of chunk ``index`` (one sample) of ``dataset``."""
     with h5py.File(path, "r") as f:
         info = f[dataset].id.get_chunk_info_by_coord((index,) + (0,) * (f[dataset].ndim - 1))
-        return info.byte_offset + info.size // 2
+        return info.byte_offset, info.size
+
+
+def chunk_byte_offset(path: Path, dataset: str, index: int) -> int:
+    """File offset of the middle of chunk ``index`` (one sample) of ``dataset``."""
+    offset, size = chunk_span(path, dataset, index)
+    return offset + size // 2
 
 
 def open_file_count() -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+import shard_fixtures  # noqa: F401 - declares the blurgen.test/1 schema these shards use
 
 from blurgen.errors import ShardError
 from blurgen.shards import ShardDataset, ShardWriter

@@ -1,4 +1,5 @@
-"""A summary of a shard folder for ``blurgen shards info``: what it holds and how it was made."""
+"""What a shard folder holds: its declared schema (``folder_schema``), and a summary for
+``blurgen shards info`` of its counts, fields and how it was made."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from blurgen.errors import ShardError
 from blurgen.shards.layout import open_shard, root_attrs, shard_filename
 from blurgen.shards.manifest import list_shard_files, read_manifest, shard_entry
 from blurgen.shards.reader import FieldSpec, shard_fields
+from blurgen.shards.schema import Schema, get_schema
 
 _CONFIG_LINE_WIDTH = 100
 
@@ -35,6 +37,36 @@ class FolderInfo:
 
 def folder_info(folder: str | Path) -> FolderInfo:
     """Summarise a shard folder; without a manifest the files are read (no checksums)."""
+    folder, entries, has_manifest = _entries(folder)
+    per_split: dict[str, int] = {}
+    for e in entries:
+        per_split[e["split"]] = per_split.get(e["split"], 0) + e["samples"]
+    path = _first_shard(folder, entries)
+    with open_shard(str(path)) as f:
+        attrs = root_attrs(str(path), f)
+    return FolderInfo(str(folder), has_manifest, tuple(sorted({e["schema"] for e in entries})),
+                      len(entries), dict(sorted(per_split.items())), sum(e["bytes"] for e in entries),
+                      tuple(shard_fields(path)), attrs)
+
+
+def folder_schema(folder: str | Path) -> Schema:
+    """The declared schema of the shards in ``folder``, narrowed to the optional fields they
+    hold: ``folder_schema(d).has("blur_severity")``, ``.field("image").shape``.
+
+    Every shard of a folder must have the same schema (a mix is an error that names them), and
+    it must be declared in :mod:`blurgen.shards.schemas` or registered by the caller.
+    """
+    folder, entries, _ = _entries(folder)
+    names = sorted({e["schema"] for e in entries})
+    if len(names) > 1:
+        raise ShardError(f"{folder} mixes shard schemas ({', '.join(names)}): one folder holds one schema")
+    schema = get_schema(names[0])
+    return schema.holding(spec.name for spec in shard_fields(_first_shard(folder, entries)))
+
+
+def _entries(folder: str | Path) -> tuple[Path, list[dict[str, Any]], bool]:
+    """The folder, its shards' manifest entries (read from the files, without checksums, when
+    there is no manifest) and whether a manifest was there."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ShardError(f"shard folder not found: {folder}")
@@ -45,16 +77,12 @@ def folder_info(folder: str | Path) -> FolderInfo:
         entries = [shard_entry(p, checksum=False) for p in list_shard_files(folder)]
     if not entries:
         raise ShardError(f"no shards in {folder}")
-    per_split: dict[str, int] = {}
-    for e in entries:
-        per_split[e["split"]] = per_split.get(e["split"], 0) + e["samples"]
-    first = next((e for e in entries if e["samples"] > 0), entries[0])
-    path = folder / first["file"]
-    with open_shard(str(path)) as f:
-        attrs = root_attrs(str(path), f)
-    return FolderInfo(str(folder), manifest is not None, tuple(sorted({e["schema"] for e in entries})),
-                      len(entries), dict(sorted(per_split.items())), sum(e["bytes"] for e in entries),
-                      tuple(shard_fields(path)), attrs)
+    return folder, entries, manifest is not None
+
+
+def _first_shard(folder: Path, entries: list[dict[str, Any]]) -> Path:
+    """The first shard with samples (an empty shard holds no datasets), else the first."""
+    return folder / next((e for e in entries if e["samples"] > 0), entries[0])["file"]
 
 
 def format_info(info: FolderInfo) -> str:

@@ -30,6 +30,7 @@ import numpy as np
 from blurgen.errors import ShardError
 from blurgen.shards.layout import dataset_filters, ensure_filters, filter_names, open_shard, root_attrs
 from blurgen.shards.manifest import list_shard_files, read_manifest
+from blurgen.shards.schema import STR
 
 try:  # optional: libdeflate inflates about 2x faster than zlib
     from deflate import DeflateError as _DeflateError
@@ -67,14 +68,19 @@ class FieldSpec:
 def shard_fields(path: str | Path) -> list[FieldSpec]:
     """The fields of one shard file, in name order."""
     with open_shard(str(path)) as f:
-        specs = []
-        for name, dset in f.items():
-            if not isinstance(dset, h5py.Dataset):
-                continue
-            dtype = "str" if h5py.check_string_dtype(dset.dtype) else str(dset.dtype)
-            specs.append(FieldSpec(name, tuple(dset.shape[1:]), dtype, tuple(filter_names(dset)),
-                                   dset.chunks[0] if dset.chunks else dset.shape[0]))
-        return specs
+        return file_fields(f)
+
+
+def file_fields(f: h5py.File) -> list[FieldSpec]:
+    """The fields of an open shard, in name order (dtype ``"str"`` as in the schema tables)."""
+    specs = []
+    for name, dset in f.items():
+        if not isinstance(dset, h5py.Dataset):
+            continue
+        dtype = STR if h5py.check_string_dtype(dset.dtype) else str(dset.dtype)
+        specs.append(FieldSpec(name, tuple(dset.shape[1:]), dtype, tuple(filter_names(dset)),
+                               dset.chunks[0] if dset.chunks else dset.shape[0]))
+    return specs
 
 
 class ShardDataset:

@@ -2,7 +2,8 @@
 
 The sha256 catches any change to the file, including bytes that HDF5 itself does not check
 (attribute values, object headers); reading every chunk makes HDF5 check each chunk's fletcher32
-and decompress it, which says which dataset and sample is damaged. The farm uses
+and decompress it, which says which dataset and sample is damaged. The datasets are compared
+with the shard's declared schema (names, dtypes, shapes). The farm uses
 :func:`shard_is_complete` to skip tasks whose shard is already done.
 """
 
@@ -26,6 +27,8 @@ from blurgen.shards.manifest import (
     shard_entry,
     update_manifest,
 )
+from blurgen.shards.reader import file_fields
+from blurgen.shards.schema import get_schema, is_declared
 
 _MAX_BAD_CHUNKS_LISTED = 3
 
@@ -103,6 +106,9 @@ def _check_contents(path: Path, f: h5py.File, entry: Mapping[str, Any] | None) -
     for name, dset in f.items():
         if isinstance(dset, h5py.Dataset):
             problems += _check_dataset(str(path), name, dset, n)
+    if is_declared(attrs["schema"]):  # a schema this blurgen does not know is checked for integrity only
+        stored = {s.name: (s.shape, s.dtype) for s in file_fields(f)}
+        problems += get_schema(attrs["schema"]).check_datasets(stored)
     if entry is not None and "blur_level" in f:
         counts = blur_level_counts(f["blur_level"][()])
         if counts != entry.get("blur_levels"):

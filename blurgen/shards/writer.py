@@ -2,8 +2,13 @@
 
 The shard is written under a hidden temporary name in the destination folder and renamed to
 its final name only once it is complete and on disk (fsync), so a file with a shard's name is
-always a finished shard: a killed task leaves at most a ``.<name>.tmp`` that the next attempt
-removes. After the rename the shard's entry goes into ``manifest.json``.
+always a finished shard: a killed task leaves at most a ``.<name>.<host>-<pid>.tmp``, which the
+next attempt on the same host removes once that process is gone (another host's, or a live
+process's, is left alone). After the rename the shard's entry goes into ``manifest.json``.
+
+Every sample is checked against the shard's declared schema (:mod:`blurgen.shards.schemas`)
+before anything of it is written: a missing, extra, wrongly typed or wrongly shaped field is a
+``ShardError`` naming the field and the schema.
 
 Nothing in the file depends on the time it was written (no timestamps on any object), so the
 same samples, attributes and library versions give a byte-identical file.
@@ -41,6 +46,7 @@ from blurgen.shards.manifest import (
     sha256_file,
     update_manifest,
 )
+from blurgen.shards.schema import Dims, get_schema
 
 _SUPPORTED_KINDS = "uifb"  # unsigned, signed, float, bool
 
@@ -69,6 +75,8 @@ class ShardWriter:
 
     Every sample is a dict with the same keys; each value is a numpy array (bool, integer or
     float), a numpy/Python scalar, or a ``str``, with the same shape and dtype in every sample.
+    ``schema`` names a declared schema (:func:`~blurgen.shards.schema.get_schema`); each sample
+    must match its field table.
     """
 
     def __init__(self, out_dir: str | Path, *, schema: str, split: str, task_index: int,
@@ -76,6 +84,7 @@ class ShardWriter:
                  compression_level: int | None = None) -> None:
         if not isinstance(schema, str) or "/" not in schema:
             raise BlurgenError(f"schema must look like 'blurgen.render/1', got {schema!r}")
+        self.schema = get_schema(schema)
         if int(seed) < 0:
             raise BlurgenError(f"seed must be >= 0, got {seed}")
         try:
@@ -101,6 +110,7 @@ class ShardWriter:
         # runs of the same task differ.
         self._file: h5py.File | None = h5py.File(self._tmp, "w", locking=False, track_times=False)
         self._fields: dict[str, _Field] | None = None
+        self._dims: Dims = {}  # H and W, bound by the first sample
         self._count = 0
         self._ids: set[str] = set()
         self._entry: Entry | None = None
@@ -132,11 +142,13 @@ class ShardWriter:
         if not sample:
             raise ShardError("a sample needs at least one field")
         values = {key: _as_value(key, value) for key, value in sample.items()}
+        dims = self.schema.check_sample(values, self._dims, self._where())
         if self._fields is None:
             self._fields = self._define_fields(f, values)
         self._check(values)
         # Everything is checked before anything is written, so a refused sample leaves the
-        # fields at equal lengths.
+        # fields at equal lengths (and binds no dimension).
+        self._dims = dims
         for key, value in values.items():
             spec = self._fields[key]
             if spec.dset is not None:
@@ -197,6 +209,9 @@ class ShardWriter:
 
     # ------------------------------------------------------------------ internals
 
+    def _where(self) -> str:
+        return f"{self.path.name} sample {self._count}"
+
     def _require_open(self) -> h5py.File:
         if self._file is None:
             raise ShardError(f"shard writer for {self.path.name} is already closed")
@@ -223,16 +238,16 @@ class ShardWriter:
 
     def _check(self, values: dict[str, np.ndarray | str]) -> None:
         assert self._fields is not None
-        where = f"{self.path.name} sample {self._count}"
+        where = self._where()
         for key in self._fields:
             if key not in values:
-                raise ShardError(f"{where}: key '{key}' is missing (every sample needs the keys "
-                                 f"of the first: {', '.join(self._fields)})")
+                raise ShardError(f"{where}: key '{key}' is missing (every sample of a {self.schema.name} "
+                                 f"shard needs the keys of the first: {', '.join(self._fields)})")
         for key, value in values.items():
             spec = self._fields.get(key)
             if spec is None:
-                raise ShardError(f"{where}: key '{key}' was not in the first sample "
-                                 f"(keys: {', '.join(self._fields)})")
+                raise ShardError(f"{where}: key '{key}' was not in the first sample of this "
+                                 f"{self.schema.name} shard (keys: {', '.join(self._fields)})")
             same = (isinstance(value, str) if spec.is_str else
                     not isinstance(value, str) and value.shape == spec.shape and value.dtype == spec.dtype)
             if not same:
