@@ -182,6 +182,23 @@ def test_direct_chunk_path_detects_corruption(folder, direct):
         ds[3]
 
 
+# A gzip chunk as stored: zlib header (2 bytes), deflate data, adler32 of the uncompressed bytes
+# (4), then HDF5's fletcher32 (4), which the direct path does not read.
+@pytest.mark.parametrize("where", ["deflate data", "adler32"])
+def test_libdeflate_path_detects_corruption(folder, monkeypatch, where):
+    assert reader._libdeflate_inflate is not None, "the deflate package (libdeflate) is a dependency"
+    monkeypatch.setattr(reader, "inflate", reader._libdeflate_inflate)  # the default, whatever ran before
+    path = folder / "train-00000-of-00003.h5"
+    offset, size = fx.chunk_span(path, "image", 3)
+    fx.flip_byte(path, offset + size // 2 if where == "deflate data" else offset + size - 6)
+    ds = ShardDataset(folder, fields=["image"])
+    assert np.array_equal(ds[2]["image"], fx.sample(2)["image"])
+    assert ds._open[0].columns["image"].__name__ == "read"  # the direct reader, not HDF5's
+    with pytest.raises(OSError, match="sample 3: corrupt chunk"):
+        ds[3]
+    ds.close()
+
+
 def test_hdf5_path_detects_corruption(folder, monkeypatch):
     monkeypatch.setattr(reader, "inflate", None)
     path = folder / "train-00000-of-00003.h5"
