@@ -119,8 +119,14 @@ def test_printed_yaml_documents_every_field_and_reads_back_to_the_same_config():
 def test_json_is_canonical():
     job = resolve("seed=2")
     assert json.loads(to_json(job)) == to_dict(job)
-    assert to_json(job) == to_json(resolve("seed=2"))
     assert to_dict(job)["cycles"] == {"samples": 4, "device": "cpu"}
+    # canonical: keys sorted at every level (the schema declares cycles' samples before device),
+    # no spaces, whatever order the values were given in
+    text = to_json(job)
+    assert '"cycles":{"device":"cpu","samples":4}' in text and " " not in text
+    keys = list(json.loads(text))
+    assert keys == sorted(keys)
+    assert to_json(resolve("cycles.device=cpu", "seed=2")) == text
 
 
 def test_mapping_overrides_from_python():
