@@ -54,7 +54,7 @@ Conventions (the parent's projection code relies on every one of them):
   filter leaves each pixel's single camera ray no room to stray from the pixel centre, so a
   pixel holds the object coordinates of the surface point seen at its centre, not a blend (or
   transparent black: alpha is 0 or 1; measured: the coordinates reproject onto the pixel
-  centres within 1e-5 px). Emission seen directly is not clamped (``sample_clamp_direct`` 0)
+  centres within 2.3e-5 px). Emission seen directly is not clamped (``sample_clamp_direct`` 0)
   and the EXR keeps negative values, so the film carries the coordinates unchanged.
 * Lighting: the world colour (``ambient`` grey, strength 1) lights the object from all sides and
   one sun of ``sun_strength`` (W/m^2) shines along ``sun_direction`` (the direction the light

@@ -17,16 +17,18 @@ module-scoped fixtures.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import stat
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import trimesh
 
+from blurgen._blender_scripts.contract import ITEM_DONE
 from blurgen.errors import BlurgenError
 from blurgen.render import blender as rb
 from blurgen.render.blender import ItemFailure, RenderedItem, RenderError, find_blender, render_batch, script_path
@@ -522,14 +524,41 @@ def test_a_second_crash_raises_naming_the_items(meshes, tmp_path):
     assert "SIGKILL" in message and "items 3 " in message and str(tmp_path / "work" / "blender-2.log") in message
 
 
+def stand_in_blender(folder: Path, script: str) -> Path:
+    """A "Blender binary" that runs ``script`` (sh, with the job path in $JOB) instead of Blender:
+    the runner's side of the protocol, without Blender's start-up time."""
+    exe = folder / "stand-in-blender"
+    exe.write_text(f'#!/bin/sh\nJOB="$6"\n{script}\n')
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    return exe
+
+
+def test_a_hang_is_killed_after_the_timeout_and_reported(tmp_path):
+    """Item 1 is done, then the process falls silent: killed (its whole group), item 2 named."""
+    out = tmp_path / "out"
+    out.mkdir()
+    items = [{"item_id": i, "mesh": "m.obj", "out": str(out / f"item-{i}.npz")} for i in (1, 2)]
+    exe = stand_in_blender(tmp_path, f'echo $$ > "{tmp_path}/pid"\n: > "{out}/item-1.npz"\n'
+                                     f'echo "{ITEM_DONE} 1"\nexec sleep 3600')
+    seen: list[int] = []
+    with pytest.raises(RenderError, match=r"hung \(no progress for 2 s, killed\) on items 2 \(1 attempt\)"):
+        render_batch({"items": items}, tmp_path / "work", blender=str(exe), timeout_s=2, retries=0,
+                     on_item=seen.append)
+    assert seen == [1] and (out / "item-1.npz").is_file()
+    with pytest.raises(ProcessLookupError):  # killed and reaped, not left sleeping
+        os.kill(int((tmp_path / "pid").read_text()), 0)
+
+
 @pytest.mark.slow
-def test_a_hang_is_killed_after_the_timeout_and_reported(meshes, tmp_path):
-    the_job = job(_cheap_items(meshes["arm"][0], tmp_path / "out", 2), samples=1, _test_hang_after=1)
-    start = time.monotonic()
-    with pytest.raises(RenderError, match=r"hung \(no progress for 6 s, killed\) on items 2 "):
-        render_batch(the_job, tmp_path / "work", timeout_s=6, retries=0)
-    assert time.monotonic() - start < 20  # start-up + one item + 6 s, not forever
-    assert (tmp_path / "out" / "item-00000001.npz").is_file()
+@pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="this machine may have a GPU")
+def test_gpu_rendering_without_a_gpu_fails_at_once_saying_so(meshes, tmp_path):
+    the_job = job(_cheap_items(meshes["arm"][0], tmp_path / "out", 1), samples=1)
+    the_job["cycles"]["device"] = "GPU"
+    with pytest.raises(RenderError, match="cannot run the job: cycles.device is GPU but Blender finds no usable "
+                                          "GPU"):
+        render_batch(the_job, tmp_path / "work")
+    assert not (tmp_path / "work" / "blender-2.log").exists()  # no retry: it cannot help
+    assert not (tmp_path / "out" / "item-00000001.npz").exists()  # no silent fall-back to the CPU
 
 
 @pytest.mark.slow
@@ -577,7 +606,7 @@ def test_numpy_exr_reader_matches_blenders_loader(tmp_path):
     code = f"""
 import sys, numpy as np, bpy
 sys.path.insert(0, {str(script_path().parent)!r})
-import render_trajectories as rt
+import cycles_renderer, exr_reader
 scene = bpy.context.scene
 scene.render.engine = 'CYCLES'; scene.cycles.samples = 2; scene.cycles.use_denoising = False
 scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 40, 30, 100
@@ -587,8 +616,8 @@ bpy.ops.mesh.primitive_monkey_add(location=(0.4, 0.2, 0))
 bpy.ops.render.render()
 path = {str(tmp_path / 'r.exr')!r}
 bpy.data.images['Render Result'].save_render(path, scene=scene)
-fast = rt._parse_uncompressed_exr(open(path, 'rb').read(), 40, 30)
-slow = rt._read_exr_with_blender(path, 40, 30)
+fast = exr_reader.parse_uncompressed_exr(open(path, 'rb').read(), 40, 30)
+slow = cycles_renderer._read_exr_with_blender(path, 40, 30)
 assert fast is not None, 'fast path not taken'
 assert fast.dtype == np.float32 and fast.shape == (30, 40, 4)
 assert np.array_equal(fast, slow), np.abs(fast - slow).max()
@@ -597,3 +626,53 @@ print('EXR-OK')
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
     assert "EXR-OK" in out.stdout, out.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- 9. the request: what a batch renders
+
+
+def render_config(*sets: str):
+    from blurgen.config import resolve_config
+    from blurgen.render.config import RenderConfig
+
+    return resolve_config(RenderConfig, "render", preset="demo", overrides=list(sets))
+
+
+def test_centred_windows_need_sub_intervals_6_to_15_and_their_11_endpoints():
+    # by hand: window k starts at (23 - k) // 2, so k = 10 spans instants 6..16 and k = 1 11..12;
+    # the endpoints are 11,12 | 10,12 | 10,13 | 9,13 | 9,14 | 8,14 | 8,15 | 7,15 | 7,16 | 6,16
+    assert rb.needed_renders(render_config()) == (list(range(6, 16)), list(range(6, 17)))
+    assert rb.needed_renders(render_config("images.max_window=1")) == ([11], [11, 12])
+    assert rb.needed_renders(render_config("images.max_window=2")) == ([10, 11], [10, 11, 12])
+
+
+def test_all_windows_need_every_sub_interval_and_instant():
+    assert rb.needed_renders(render_config("images.windows=all", "images.max_window=3")) == (
+        list(range(23)), list(range(24)))
+
+
+def test_the_blender_job_asks_for_the_needed_renders_and_coordinates_only_with_flow(tmp_path):
+    from types import SimpleNamespace
+
+    plan = SimpleNamespace(objects=SimpleNamespace(path_of=lambda object_id: Path(f"/m/{object_id}.obj")))
+    pose = {"positions": [[0, 0, -3]] * INSTANTS, "angles": [0.0] * INSTANTS, "axis": [0, 0, 1],
+            "base_quat": [1, 0, 0, 0], "scale": 1.0}
+    prepared = [SimpleNamespace(item=SimpleNamespace(item_id=i, object_id=f"o{i}"), cycles_seed=100 + i,
+                                trajectory=SimpleNamespace(to_job=lambda: pose)) for i in (3, 4)]
+    config = render_config("images.max_window=2", "camera.width=64", "camera.height=48", "cycles.samples=5")
+    the_job = rb.blender_job(config, plan, prepared, tmp_path, threads=2)
+    assert (the_job["width"], the_job["height"], the_job["cycles"]["samples"]) == (64, 48, 5)
+    assert the_job["cycles"]["threads"] == 2 and the_job["cycles"]["device"] == "CPU"
+    assert [i["item_id"] for i in the_job["items"]] == [3, 4] and the_job["items"][1]["seed"] == 104
+    first = the_job["items"][0]
+    assert first["mesh"] == "/m/o3.obj" and first["out"] == str(tmp_path / "item-0000000000003.npz")
+    assert first["renders"] == {"sub_intervals": [10, 11], "sharp": True, "silhouettes": [10, 11, 12]}
+    assert first["positions"] == pose["positions"]
+    with_flow = rb.blender_job(render_config("images.max_window=2", "images.flow=true"), plan, prepared,
+                               tmp_path, threads=0)
+    assert with_flow["items"][0]["renders"]["coords"] == [10, 11, 12]
+    sys.path.insert(0, str(script_path().parent))
+    import trajectory_job  # the script accepts what blurgen asks for
+
+    assert trajectory_job.parse_settings(with_flow)["cycles"]["samples"] == with_flow["cycles"]["samples"]
+    assert trajectory_job.parse_item(with_flow["items"][0])["coords"] == [10, 11, 12]

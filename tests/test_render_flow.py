@@ -248,9 +248,10 @@ def test_coordinate_layers_reproject_onto_the_pixel_centres(flow_job, rendered):
             hits = arrays["coord_hits"][k]
             uv, z = project(to_camera(arrays["coords"][k], camera_from_object(spec, t)), K)
             assert hits.sum() > 30
-            # measured: 1e-5 px (float32 coordinates); a pose or pixel-centre convention off
-            # by anything would show here
-            assert np.abs(uv - pixel_centres(H, W))[hits].max() < 1e-3
+            # measured: 5e-6 px for the translating square, up to 2.3e-5 px for the turning
+            # arm and cube (float32 coordinates; docs/render.md); a pose or pixel-centre
+            # convention off by anything would show here
+            assert np.abs(uv - pixel_centres(H, W))[hits].max() < 5e-5
             assert (arrays["coords"][k][~hits] == 0).all()
 
 

@@ -3,13 +3,14 @@ filters and bad inputs."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,7 @@ def tiny(assets, *sets: str) -> RenderConfig:
 def reference(assets, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("reference")
     summary = render_dataset(tiny(assets), out, progress=False)
-    assert summary.images > 0
+    assert summary.samples > 0
     return out
 
 
@@ -105,28 +106,62 @@ def test_shard_contents_follow_the_schema(reference):
     assert json.loads(attrs["config"])["camera"]["width"] == 64
 
 
+def eq5_severity(alpha: np.ndarray, erosion_px: int) -> float:
+    """Eq. 5 as docs/render.md states it: beta = (alpha > 0) eroded by a (2e+1) x (2e+1) square,
+    pixels outside the image counting as support; BS = 1 - sum(beta alpha) / sum(beta)."""
+    from scipy.ndimage import binary_erosion
+
+    beta = binary_erosion(alpha > 0, structure=np.ones((2 * erosion_px + 1,) * 2, bool), border_value=1)
+    return 1.0 - float((beta * alpha.astype(np.float64)).sum()) / beta.sum()
+
+
+def test_stored_blur_severity_is_eq5_of_the_stored_alpha_with_the_papers_erosion(reference):
+    eroded_away = 0
+    for s in ShardDataset(reference):
+        alpha = s["alpha"]
+        assert abs(float(s["blur_severity"]) - eq5_severity(alpha, 1)) < 1e-6, s["sample_id"]
+        eroded_away += abs(eq5_severity(alpha, 0) - eq5_severity(alpha, 1)) > 1e-3
+    assert eroded_away > 0  # the erosion matters in these images: a wrong one would show
+
+
 def test_resume_after_a_killed_task_skips_finished_work(assets, reference, tmp_path):
     out = tmp_path / "farm"
     first = render_dataset(tiny(assets), out, task_index=0, num_tasks=2, progress=False)
     task0 = {p.name: p.stat().st_mtime_ns for p in out.glob("*.h5")}
-    assert first.tasks[0].images > 0 and task0
-    # task 1 is killed (SIGKILL) while it renders: it leaves only its hidden temporary shard
+    assert first.tasks[0].samples > 0 and task0
+    # task 1 is killed (SIGKILL) while it renders: it leaves only its hidden temporary shard.
+    # Its Blender is a stand-in: the first batch (one trajectory) goes to the real script, the
+    # second never ends and says so through a FIFO, so the kill lands mid-task, whatever the speed.
     config_file = tmp_path / "tiny.json"  # JSON is YAML
     from blurgen.config import to_dict
     config_file.write_text(json.dumps(to_dict(tiny(assets, "farm.batch_size=1"))))
+    started, fifo = tmp_path / "started", tmp_path / "second-batch"
+    started.mkdir()
+    os.mkfifo(fifo)
+    blender = tmp_path / "blender"
+    blender.write_text(f'#!/bin/sh\nn=$(ls "{started}" | wc -l)\ntouch "{started}/$n"\n'
+                       f'if [ "$n" -ge 1 ]; then echo $$ > "{fifo}"; exec sleep 3600; fi\n'
+                       f'exec "{sys.executable}" "$4" "$5" "$6"\n')
+    blender.chmod(0o755)
     log = tmp_path / "task1.log"
     with open(log, "wb") as log_fh:
         proc = subprocess.Popen([sys.executable, "-m", "blurgen", "render", "--config", str(config_file),
-                                 "--out", str(out), "--task-index", "1", "--num-tasks", "2"],
+                                 "--out", str(out), "--task-index", "1", "--num-tasks", "2",
+                                 "--blender", str(blender)],
                                 stdout=log_fh, stderr=subprocess.STDOUT, start_new_session=True)
-    # kill it once Blender has finished its first trajectory (batch size 1: a second is on its way)
-    deadline = time.monotonic() + 120
-    while (not list(out.glob(".render-work-00001-of-00002/batch-*/item-*.npz"))
-           and time.monotonic() < deadline and proc.poll() is None):
-        time.sleep(0.02)
-    assert proc.poll() is None, log.read_text()
+
+    def unblock_if_it_exits() -> None:  # a task that ends without a second batch must not hang us
+        proc.wait()
+        with contextlib.suppress(OSError):  # no reader left: the FIFO was read
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=unblock_if_it_exits, daemon=True).start()
+    with open(fifo) as fh:
+        stand_in = fh.read().strip()
+    assert stand_in and proc.poll() is None, log.read_text()
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    os.kill(int(stand_in), signal.SIGKILL)  # in its own session, like a real Blender
     assert not any(p.name.endswith("-00001-of-00002.h5") for p in out.iterdir())
     manifest_before = (out / "manifest.json").read_bytes()
     assert json.loads(manifest_before)["totals"]["shards"] == len(task0)
@@ -143,7 +178,7 @@ def test_resume_after_a_killed_task_skips_finished_work(assets, reference, tmp_p
 def test_static_object_is_level_1_and_fast_motion_levels_grow_with_the_window(assets, tmp_path):
     static = render_dataset(tiny(assets, "trajectory.translation=[0, 0]", "trajectory.rotation_deg=[0, 0]"),
                             tmp_path / "static", progress=False)
-    assert static.images > 0
+    assert static.samples > 0
     for s in ShardDataset(tmp_path / "static"):
         assert s["blur_level"] == 1 and s["blur_severity"] <= 0.1
 
@@ -163,8 +198,8 @@ def test_static_object_is_level_1_and_fast_motion_levels_grow_with_the_window(as
 def test_filters_drop_images_and_count_reasons(assets, tmp_path):
     images_per_run = 4 * (1 + 4)  # 4 trajectories x (sharp + windows 1..4)
     summary = render_dataset(tiny(assets, "labels.min_coverage=0.95"), tmp_path / "small", progress=False)
-    assert summary.images == 0
-    assert sum(t.dropped.get("small", 0) for t in summary.tasks) == images_per_run
+    assert summary.samples == 0
+    assert summary.count("dropped")["small"] == images_per_run
     # the task's counts are stored in its shard, which exists (empty) so the task counts as done
     (shard,) = (tmp_path / "small").glob("*.h5")
     stats = json.loads(_root_attr(shard, "stats"))
@@ -174,11 +209,40 @@ def test_filters_drop_images_and_count_reasons(assets, tmp_path):
                                   "trajectory.translation=[0, 0]"), tmp_path / "turn", progress=False)
     dropped = {}
     for t in turning.tasks:
-        for reason, n in t.dropped.items():
+        for reason, n in t.counts.get("dropped", {}).items():
             dropped[reason] = dropped.get(reason, 0) + n
     assert dropped.get("appearance_change", 0) > 0
-    assert turning.images + sum(dropped.values()) == images_per_run
+    assert turning.samples + sum(dropped.values()) == images_per_run
     assert 0 in {int(s["window_count"]) for s in ShardDataset(tmp_path / "turn")}  # sharp images stay
+
+
+def test_an_image_whose_eroded_support_is_empty_is_dropped_as_no_support(assets, tmp_path):
+    # 40 px of erosion leaves nothing of a demo object at 64 x 48 (objects span < 80 px)
+    summary = render_dataset(tiny(assets, "labels.erosion_px=40", "labels.min_coverage=0"), tmp_path / "out",
+                             progress=False)
+    assert summary.samples == 0 and summary.count("dropped") == {"no_support": 4 * (1 + 4)}
+
+
+def test_all_windows_give_every_position_and_each_is_the_mean_of_its_sub_intervals(assets, tmp_path):
+    summary = render_dataset(tiny(assets, "images.windows=all", "images.max_window=2", "labels.min_iou=0",
+                                  "labels.min_coverage=0", "trajectory.per_object=1"), tmp_path / "all",
+                             progress=False)
+    per_trajectory = 1 + 23 + 22  # sharp, 23 single sub-intervals, 22 pairs
+    assert summary.samples + sum(summary.count("dropped").values()) == 2 * per_trajectory
+    by_window: dict[tuple[int, int, int], np.ndarray] = {}
+    for s in ShardDataset(tmp_path / "all"):
+        key = (int(s["trajectory_id"]), int(s["window_start"]), int(s["window_count"]))
+        assert key not in by_window
+        by_window[key] = s["alpha"]
+    starts = {(count, start) for _, start, count in by_window}
+    assert (1, 0) in starts and (1, 22) in starts and (2, 21) in starts  # not only the centred ones
+    pairs = 0
+    for (t, start, count), alpha in by_window.items():
+        if count == 2 and (t, start, 1) in by_window and (t, start + 1, 1) in by_window:
+            halves = (by_window[t, start, 1].astype(np.float64) + by_window[t, start + 1, 1]) / 2
+            np.testing.assert_allclose(alpha, halves, atol=1e-6)
+            pairs += 1
+    assert pairs >= 20
 
 
 def _root_attr(path: Path, name: str) -> str:
@@ -201,11 +265,11 @@ def test_bad_objects_and_backgrounds_are_skipped_with_reasons(assets, tmp_path):
                                   "assets.objects_per_category=2"), tmp_path / "out", progress=False)
     skipped: dict[str, int] = {}
     for t in summary.tasks:
-        for reason, n in t.skipped_items.items():
+        for reason, n in t.counts.get("skipped_items", {}).items():
             skipped[reason] = skipped.get(reason, 0) + n
     assert skipped.get("unreadable background", 0) > 0, skipped
     assert skipped.get("mesh failed to import", 0) + skipped.get("mesh has no faces", 0) > 0, skipped
-    assert sum(skipped.values()) < 8 and summary.images > 0  # the other trajectories were rendered
+    assert sum(skipped.values()) < 8 and summary.samples > 0  # the other trajectories were rendered
     assert "skipped trajectories: " in summary.describe()
 
 
@@ -219,7 +283,7 @@ def test_unusable_objects_in_the_manifest_are_counted(assets, tmp_path):
     objects.save(copy / "objects.json")
     summary = render_dataset(tiny(assets, f"assets.objects={copy / 'objects.json'}"), tmp_path / "out",
                              progress=False)
-    assert summary.tasks[0].skipped_objects == {"textures missing": 1, "untextured": 1}
+    assert summary.tasks[0].counts["skipped_objects"] == {"textures missing": 1, "untextured": 1}
     assert "objects left out (see the object manifest): textures missing 1, untextured 1" in summary.describe()
     (shard, *_) = sorted((tmp_path / "out").glob("*.h5"))
     assert json.loads(_root_attr(shard, "stats"))["skipped_objects"] == {"textures missing": 1, "untextured": 1}
@@ -256,5 +320,5 @@ def test_streaming_renders_each_trajectory_once(assets, tmp_path, monkeypatch):
     real_run = runner._run
     monkeypatch.setattr(runner, "_run", lambda *a, **k: launches.append(1) or real_run(*a, **k))
     summary = render_dataset(tiny(assets, "farm.batch_size=4"), tmp_path / "out", progress=False)
-    assert len(launches) == 1 and sum(t.items for t in summary.tasks) == 4
-    assert sum(t.cycles_seconds for t in summary.tasks) > 0
+    assert len(launches) == 1 and sum(t.sources for t in summary.tasks) == 4
+    assert sum(t.timings["cycles"] for t in summary.tasks) > 0
