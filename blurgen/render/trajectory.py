@@ -20,9 +20,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from blurgen._blender_scripts.contract import INSTANTS
 from blurgen.errors import BlurgenError
 from blurgen.render.camera import BLENDER_TO_OPENCV, Camera
-from blurgen.render.config import NUM_INSTANTS
 
 
 def quat_to_matrix(q: np.ndarray) -> np.ndarray:
@@ -134,7 +134,7 @@ def _unit_vectors(rng: np.random.Generator, count: int, dim: int) -> np.ndarray:
     return v / np.linalg.norm(v, axis=1, keepdims=True)
 
 
-def sample_trajectory(rng: np.random.Generator, camera: Camera, *, instants: int = NUM_INSTANTS,
+def sample_trajectory(rng: np.random.Generator, camera: Camera, *, instants: int = INSTANTS,
                       depth: tuple[float, float] = (2.0, 3.5), object_size: tuple[float, float] = (0.9, 1.3),
                       translation: tuple[float, float] = (0.1, 1.6),
                       rotation_deg: tuple[float, float] = (0.0, 120.0), margin: float = 0.1,
