@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from blurgen.config import option, section
 from blurgen.config.common import OutputSection, TasksSection
+from blurgen.shards.schemas import FLOWPAIRS
 
 KIND = "flowpairs"
-SCHEMA = "blurgen.flowpairs/1"
+SCHEMA = FLOWPAIRS.name  # its fields: blurgen/shards/schemas.py
 MODES = ("video", "synth")
 TRANSFERS = ("srgb", "gamma22")  # how frames are decoded to linear light (blurgen.flowpairs.averaging)
 

@@ -6,12 +6,14 @@ paper (Zou et al., ECCV 2024, §4.1).
 
 from __future__ import annotations
 
+from blurgen._blender_scripts.contract import INSTANTS
 from blurgen.config import option, section
 from blurgen.config.common import OutputSection, TasksSection
+from blurgen.shards.schemas import RENDER
 
 KIND = "render"
-SCHEMA = "blurgen.render/1"
-NUM_INSTANTS = 24  # trajectory instants; 23 sub-intervals between them (paper §4.1)
+SCHEMA = RENDER.name  # its fields: blurgen/shards/schemas.py
+NUM_INSTANTS = INSTANTS  # trajectory instants (the Blender contract); 23 sub-intervals between them
 
 
 @section
