@@ -11,12 +11,17 @@ import pytest
 from click.testing import CliRunner
 
 from blurgen.cli import main
-from blurgen.composite.blurs.dispatch import sample_params
-from blurgen.composite.compose import blur_instance
+import blurgen.composite.sample as sample_module
+from blurgen.color import linear_to_srgb_uint8, srgb_to_linear
+from blurgen.composite.blurs import BLUR_TYPES
+from blurgen.composite.blurs.dispatch import apply_blur, blur_reach, sample_params
+from blurgen.composite.compose import blur_instance, feather_radius
+from blurgen.composite.coverage import partial_weight
+from blurgen.composite.mask_sources import mask_source
 from blurgen.composite.config import KIND, STAGES, CompositeConfig
 from blurgen.composite.pipeline import composite_dataset
-from blurgen.composite.plan import make_plan
-from blurgen.composite.sources import procedural_refs
+from blurgen.composite.plan import CompositeItem, list_sources, make_plan
+from blurgen.composite.sources import SourceData, load_source, procedural_refs
 from blurgen.config import resolve_config
 from blurgen.shards import ShardDataset, verify_dir
 from shard_fixtures import assert_same_samples, assert_same_shard_bytes, samples_by_id
@@ -113,6 +118,65 @@ def test_removed_instance_leaves_no_sharp_ghost_under_its_streak():
     np.testing.assert_allclose(out.image[32, 40], a * blue + (1 - a) * grey, atol=0.02)
 
 
+@pytest.mark.parametrize("coverage", ["full", "partial"])
+@pytest.mark.parametrize("kind", BLUR_TYPES)
+def test_changed_is_exactly_the_pixels_that_differ_from_the_input(kind, coverage):
+    """Both directions, for every type: each pixel in ``changed`` differs from the input in some
+    channel, and each pixel outside it is the input (a noise image: no pixel looks like another)."""
+    rng = np.random.default_rng(3)
+    image = rng.random((96, 112, 3)).astype(np.float32)
+    mask = disc(96, 112, 50, 44, 18)
+    params = sample_params(kind, rng, 9.0, mask)
+    weight = partial_weight(rng, mask, 0.5, 6.0, reach=blur_reach(params) + 2) if coverage == "partial" else None
+    out = Full(image, mask, params, feather_px=2, fill_margin_px=1, weight=weight)
+    differs = (out.image != image).any(axis=2)
+    assert out.changed.sum() > 300
+    np.testing.assert_array_equal(out.changed, differs)
+
+
+@pytest.mark.parametrize("kind", ["straight", "zoom_rotation", "rolling"])
+def test_what_the_mask_leaves_out_is_below_half_an_8bit_step_of_coverage(kind):
+    """The other side of an exact mask: the streak's fringe left outside ``changed`` (blurred
+    coverage <= 1/512) changes no pixel by more than that share of the contrast. Reference: the
+    unthresholded composite ``F_b + (1 - m_b) B`` over a flat background (so the fill B is known)."""
+    bg, colour = 0.25, 0.75
+    image = np.full((96, 112, 3), bg, np.float32)
+    mask = disc(96, 112, 56, 48, 16)
+    image[mask] = colour
+    params = sample_params(kind, np.random.default_rng(8), 20.0, mask)
+    out = Full(image, mask, params, feather_px=0, fill_margin_px=0)
+    ideal = apply_blur(params, image * mask[..., None], mask.astype(np.float32))
+    reference = ideal.foreground + (1.0 - ideal.alpha)[..., None] * np.float32(bg)
+    left_out = ~out.changed & (ideal.alpha > 0)
+    assert left_out.any()  # there is a fringe to judge
+    assert np.abs(out.image - reference).max() <= (colour - bg) / 512 + 1e-5
+
+
+@pytest.mark.parametrize("extent, share, max_px, radius", [
+    (20.0, 0.25, 6, 5), (8.0, 0.25, 6, 2), (40.0, 0.25, 6, 6), (1.0, 0.25, 6, 0), (9.0, 0.5, 64, 4)])
+def test_feather_radius_grows_with_the_motion_extent_and_softens_the_edge_by_that_much(extent, share, max_px,
+                                                                                        radius):
+    """A white band of rows moving along itself (nothing changes along x) over black: the result
+    is the band times its feathered coverage (a box filter of ``radius`` across its edges), and
+    the removed (changed) rows reach ``radius`` beyond it."""
+    assert feather_radius(extent, share, max_px) == radius  # round(share * extent), at most max_px
+    h, w, top, bottom = 64, 48, 20, 40
+    image = np.zeros((h, w, 3), np.float32)
+    mask = np.zeros((h, w), bool)
+    mask[top:bottom] = True  # cut by the frame on both sides: it continues beyond it
+    image[mask] = 1.0
+    params = {"type": "straight", "extent_px": extent, "angle_deg": 0.0}
+    out = Full(image, mask, params, feather_px=feather_radius(extent, share, max_px), fill_margin_px=0)
+    # by hand: a band row keeps the share of the rows within radius of it that are the band's
+    # (the fill under it is black); the rows outside the band stay black
+    rows = np.arange(h)
+    band = (rows >= top) & (rows < bottom)
+    expected = np.array([np.count_nonzero(band & (abs(rows - y) <= radius)) for y in rows]) / (2 * radius + 1)
+    expected = np.where(band, expected, 0.0)
+    np.testing.assert_allclose(out.image[:, w // 2, 0], expected, atol=1e-5)
+    assert np.array_equal(np.flatnonzero(out.changed[:, w // 2]), np.arange(top - radius, bottom + radius))
+
+
 # -- samples --------------------------------------------------------------------------------------
 
 def test_outside_the_mask_image_equals_sharp_and_labels_are_consistent(reference):
@@ -132,6 +196,64 @@ def test_outside_the_mask_image_equals_sharp_and_labels_are_consistent(reference
                 assert "params" not in record
         blurred += bool(sample["blurred"])
     assert blurred >= 4
+
+
+@pytest.mark.parametrize("preset, photometric", [("demo", 0.0), ("paper", 1.0)])
+def test_blur_mask_is_exactly_the_pixels_where_image_and_sharp_differ(preset, photometric, monkeypatch,
+                                                                      tmp_path):
+    """Both directions, photometric effects on or off: every mask pixel differs from sharp, every
+    other pixel equals it. Checked before the 8-bit encoding (identity here), which may round a
+    change smaller than half a step away; the stored bytes outside the mask are checked above."""
+    monkeypatch.setattr(sample_module, "linear_to_srgb_uint8", lambda x: np.array(x, np.float32))
+    config = resolve_config(CompositeConfig, KIND, preset=preset,
+                            overrides=dict(TINY, photometric={"probability": photometric}))
+    masks = mask_source(config, tmp_path)
+    blurred = with_photometric = 0
+    for item in make_plan(config, list_sources(config)):
+        source = load_source(item.source, masks, min_area=config.sources.min_area, max_area=config.sources.max_area)
+        sample = sample_module.make_sample(config, item, source)
+        differs = (sample["image"] != sample["sharp"]).any(axis=2)
+        np.testing.assert_array_equal(sample["blur_mask"], differs)
+        blurred += bool(sample["blurred"])
+        with_photometric += bool(json.loads(sample["photometric"]))
+    assert blurred >= 4
+    assert with_photometric == (12 if photometric else 0)
+
+
+def _nested_source(w: int = 96, h: int = 80) -> SourceData:
+    """A w x h photo with a person (A), a face inside it (B), a box overlapping A by exactly 10 %
+    of its own pixels (C), one overlapping A by 11 % (D) and a box apart from all (E)."""
+    masks = np.zeros((5, h, w), bool)
+    masks[0, 10:50, 10:40] = True   # A: 40 x 30
+    masks[1, 15:25, 20:30] = True   # B: 10 x 10, inside A
+    masks[2, 40:50, 39:49] = True   # C: 10 x 10, its column 39 (10 px) in A
+    masks[3, 49:59, 12:22] = True   # D: 10 x 10, its row 49 (10 px) in A ...
+    masks[3, 58, 12] = False
+    masks[3, 48, 12] = True         # ... one pixel moved into A: 11 px of 100
+    masks[4, 60:75, 70:90] = True   # E: 15 x 20
+    image = np.random.default_rng(0).random((h, w, 3)).astype(np.float32)
+    return SourceData("nested", image, masks, ["A", "B", "C", "D", "E"])
+
+
+def test_image_centric_samples_skip_instances_that_overlap_a_chosen_one():
+    """An instance sharing more than 10 % of the smaller one's pixels with a chosen instance is
+    skipped (nested SAM masks); 10 % exactly is not."""
+    source = _nested_source()
+    m = source.masks
+    assert [int(x.sum()) for x in m] == [1200, 100, 100, 100, 300]  # the hand counts relied on
+    assert [int((m[0] & x).sum()) for x in m[1:]] == [100, 10, 11, 0]
+    assert not any((m[i] & m[j]).any() for i in range(1, 5) for j in range(i + 1, 5))
+    config = tiny(samples={"mask_centric": 0.0, "max_instances": 5},
+                  coverage={"sharp": 1.0, "full": 0.0, "partial": 0.0})
+    assert (config.samples.width, config.samples.height) == (96, 80)  # the view is the photo
+    seen: set[frozenset] = set()
+    for item_id in range(60):
+        sample = sample_module.make_sample(config, CompositeItem(item_id, procedural_refs(1)[0], "train"), source)
+        names = [r["name"] for r in json.loads(sample["instances"])]
+        pairs = {frozenset((a, b)) for i, a in enumerate(names) for b in names[i + 1:]}
+        assert frozenset("AB") not in pairs and frozenset("AD") not in pairs, names
+        seen |= pairs
+    assert {frozenset("AC"), frozenset("BD"), frozenset("BC")} <= seen
 
 
 def test_sharp_coverage_only_gives_negatives():
@@ -195,6 +317,7 @@ def test_a_finished_task_is_skipped_on_rerun(reference, tmp_path):
 
 
 def _photo_folder(root: Path) -> tuple[Path, Path]:
+    """Three 80 x 60 random photos (RGB, written as BGR by OpenCV) with two labelled instances each."""
     images, masks = root / "images", root / "masks"
     images.mkdir()
     masks.mkdir()
@@ -220,14 +343,21 @@ def test_photos_with_mask_files_and_recorded_skips(tmp_path):
     cv2.imwrite(str(masks / "wrong.png"), np.zeros((30, 40), np.uint8))  # wrong size
     out = tmp_path / "out"
     result = run_cli("--out", str(out), "--images", str(images), "--masks", str(masks),
-                     "--set", "samples.width=64", "--set", "samples.height=48", "--set", "samples.per_source=2",
-                     "--set", "samples.min_instance_px=16")
+                     "--set", "samples.width=40", "--set", "samples.height=30", "--set", "samples.per_source=2",
+                     "--set", "samples.min_instance_px=16", "--set", "samples.mask_centric=0")
     assert result.exit_code == 0, result.output
     assert "skipped photos:" in result.output
     assert "mask size mismatch 1" in result.output and "unreadable image 1" in result.output
     ds = ShardDataset(out)
     assert len(ds) == 6 and {s["source_id"] for s in ds} == {"p0.png", "p1.png", "p2.png"}
-    # the photo's pixels come through: sharp is the photo's centred crop, resized
+    # the photo's pixels come through: sharp is the photo's centred crop (all of it: the same
+    # aspect), halved by averaging 2 x 2 blocks in linear light
+    for sample in ds:
+        photo = cv2.imread(str(images / sample["source_id"]))[:, :, ::-1]
+        expected = srgb_to_linear(photo).reshape(30, 2, 40, 2, 3).mean(axis=(1, 3), dtype=np.float64)
+        assert tuple(sample["crop"]) == (0, 0, 80, 60) and sample["mode"] == "image"
+        difference = sample["sharp"].astype(int) - linear_to_srgb_uint8(expected.astype(np.float32))
+        assert np.abs(difference).max() <= 1
     assert verify_dir(out).ok
 
 

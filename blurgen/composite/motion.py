@@ -1,6 +1,6 @@
 """Motion paths and point-spread functions (PSFs) for the 2D blur operators.
 
-Conventions (shared by every blur type in :mod:`blurgen.composite.blur_types`):
+Conventions (shared by every blur type in :mod:`blurgen.composite.blurs`):
 
 - Coordinates are pixels, ``(x, y)`` with x right and y down. An angle ``angle_deg`` is the
   direction ``(cos a, sin a)`` in these coordinates, so positive angles turn clockwise on screen.
