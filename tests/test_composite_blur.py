@@ -391,3 +391,33 @@ def test_the_config_reads_the_type_names_without_loading_the_operators():
            "'blurgen.composite.blurs.straight', 'blurgen.composite.blurs.base')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_new_type_needs_only_its_module_and_a_registration(monkeypatch):
+    """A seventh type (vertical motion, a module made here) works through sampling, the operator
+    and the compositing once registered; nothing else names it."""
+    import sys
+    import types
+
+    from blurgen.composite.blurs import REGISTRY, BlurType
+    from blurgen.composite.blurs.base import space_invariant
+    from blurgen.composite.compose import blur_instance
+
+    module = types.ModuleType("vertical_blur")
+    module.draw = lambda rng, extent_px, alpha, ranges: {"angle_deg": 90.0}
+    module.path = lambda params: np.array([[0.0, -0.5], [0.0, 0.5]]) * float(params["extent_px"])
+    module.apply = lambda params, fg, alpha, bbox: space_invariant(module.path(params), fg, alpha, bbox)
+    monkeypatch.setitem(sys.modules, "vertical_blur", module)
+    monkeypatch.setitem(REGISTRY, "vertical", BlurType("vertical", "vertical_blur"))
+
+    alpha = (disc((60, 40), (20, 30), 6.0) > 0.5).astype(np.float32)
+    params = sample_params("vertical", item_rng(0, 0), 12.0, alpha)
+    assert params == {"type": "vertical", "extent_px": 12.0, "angle_deg": 90.0}
+    psf = psf_for(params)
+    assert np.count_nonzero(psf.sum(axis=0)) == 1  # one column: motion along y only
+    image = np.zeros((60, 40, 3), np.float32)
+    outcome = blur_instance(image + alpha[..., None], alpha > 0, params, feather_px=0, fill_margin_px=0)
+    _, changed, extent = outcome.full(image)
+    rows, cols = np.nonzero(changed)
+    assert rows.max() - rows.min() > cols.max() - cols.min() + 10  # streaked along y by ~12 px
+    np.testing.assert_allclose(extent[changed & (extent > 0)], 12.0, rtol=1e-4)
