@@ -13,6 +13,8 @@ from blurgen.config.common import OutputSection, TasksSection
 KIND = "composite"
 SCHEMA = "blurgen.composite/1"
 
+SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")  # segment-anything's model registry keys
+
 # The paper's three-stage curriculum (§3.5): the types each stage allows, and whether the
 # instances of one image-centric sample may each get their own type ("mixed instances"). The
 # order of each tuple is the order random type draws index into; the last stage allows every
@@ -32,7 +34,7 @@ class SourcesSection:
                                      "(0 background, one value per instance) or <name>/*.png binary masks")
     sam_checkpoint: str | None = option(None, "SAM checkpoint (.pth) to segment photos that have no mask "
                                               "files; masks are cached per photo next to the output")
-    sam_model: str = option("vit_h", "SAM model type of the checkpoint", choices=("vit_b", "vit_l", "vit_h"))
+    sam_model: str = option("vit_h", "SAM model type of the checkpoint", choices=SAM_MODEL_TYPES)
     procedural_count: int = option(24, "procedural photos made when no images folder is given", min=1)
     procedural_size: tuple[int, ...] = option((640, 480), "width and height of procedural photos, pixels",
                                               min=64, min_len=2)

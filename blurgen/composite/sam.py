@@ -33,10 +33,10 @@ import numpy as np
 
 from blurgen.atomic import temporary_name
 from blurgen.color import linear_to_srgb_uint8
+from blurgen.composite.config import SAM_MODEL_TYPES
 from blurgen.composite.sources import PhotoMasks, SkipSource, SourceRef, load_image_linear
 from blurgen.errors import BlurgenError, ConfigError
 
-SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")
 # SamAutomaticMaskGenerator's parameters that a config may set, with segment-anything 1.0's
 # defaults. point_grids (arrays) and output_mode (blurgen needs binary masks) are not offered.
 GENERATOR_DEFAULTS: dict[str, Any] = {
