@@ -1,0 +1,215 @@
+"""Shards to device-ready batches: a torch dataset, its DataLoader, and the on-device step.
+
+DESIGN.md (Trainer): shards -> schema-aware torch dataset (workers decode uint8) -> device
+batches (normalise/augment on the GPU). The split of work is for throughput: worker processes
+only inflate chunks and hand over uint8 (a quarter of float32's bytes through shared memory,
+pinned memory and PCIe), and the device does the arithmetic per pixel, where it is nearly free.
+
+- :class:`ShardTorchDataset` reads only the fields a task names (each field is a separate HDF5
+  dataset, so an unread field costs nothing), checks them up front with one clear line, and
+  takes an int (one image) or a sequence of ints (a tuple, e.g. BLISS's query, positive and
+  negatives) as its index. Per-image labels computed once in the main process from small columns
+  (e.g. the ArcFace class of an object id) come in as ``labels`` arrays.
+- :func:`make_loader`: pinned memory on CUDA, persistent workers, and worker seeds derived from
+  the run's seed (a torch Generator seeded through ``SeedSequence``), so two runs with one seed
+  hand over the same batches.
+- :func:`device_images`: uint8 (..., H, W, 3) -> float (..., 3, H, W) normalised with ImageNet's
+  mean and std (the backbones' convention, random or pre-trained), optionally augmented on the
+  device first (:class:`DeviceAugment`, off in the paper preset: the paper names no augmentation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.utils.data
+
+from blurgen.errors import BlurgenError
+from blurgen.shards import ShardDataset, parse_shard_filename, read_manifest, shard_fields
+from blurgen.shards.manifest import list_shard_files
+
+# torchvision's ImageNet statistics (RGB, on 0..1), the inputs every torchvision backbone expects.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_LOADER_STREAM = 0x4C4F4144  # "LOAD": SeedSequence word of the DataLoader's generator
+_AUGMENT_STREAM = 0x41554720  # "AUG ": SeedSequence word of the augmentation generator
+
+
+def split_files(folder: str | Path, split: str) -> list[str]:
+    """The shard files of one split in a folder (by their names: ``<split>-i-of-n.h5``).
+
+    A render folder holds train, val and test shards side by side; a trainer reads one split.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BlurgenError(f"shard folder not found: {folder}")
+    manifest = read_manifest(folder)
+    names = ([e["file"] for e in manifest["shards"]] if manifest is not None
+             else [p.name for p in list_shard_files(folder)])
+    splits = sorted({parsed[0] for n in names if (parsed := parse_shard_filename(n))})
+    files = [str(folder / n) for n in names if (parsed := parse_shard_filename(n)) and parsed[0] == split]
+    if not files:
+        raise BlurgenError(f"{folder} has no '{split}' shards (splits there: {', '.join(splits) or 'none'})")
+    return files
+
+
+class ShardTorchDataset(torch.utils.data.Dataset):
+    """Items of shards as torch values: ``{field: tensor or str}`` for an int index, the same
+    stacked along a new first axis (strings as a list) for a sequence of ints.
+
+    Arrays keep their dtype (images stay uint8 (H, W, 3)); scalars become 0-d tensors.
+    ``labels`` maps extra names to per-index arrays (``labels[name][index]``).
+    """
+
+    def __init__(self, source: str | Path | Sequence[str | Path], fields: Sequence[str], *,
+                 labels: Mapping[str, np.ndarray] | None = None, purpose: str = "this task") -> None:
+        probe = ShardDataset(source, fields=())  # counts only; no field is opened yet
+        nonempty = [k for k, n in enumerate(probe.counts) if n > 0]
+        if not nonempty:
+            raise BlurgenError(f"{source}: the shards hold no samples")
+        available = {spec.name for spec in shard_fields(probe.paths[nonempty[0]])}
+        missing = [name for name in fields if name not in available]
+        if missing:
+            schema = probe.shard_attrs(nonempty[0]).get("schema", "unknown")
+            raise BlurgenError(f"{source}: shards of schema {schema} have no field "
+                               f"{', '.join(repr(m) for m in missing)}, which {purpose} needs")
+        self.shards = ShardDataset(probe.paths, fields=tuple(fields))
+        self.labels = {name: np.asarray(values) for name, values in (labels or {}).items()}
+        for name, values in self.labels.items():
+            if len(values) != len(self.shards):
+                raise BlurgenError(f"label '{name}' has {len(values)} values for {len(self.shards)} samples")
+
+    def __len__(self) -> int:
+        return len(self.shards)
+
+    def __getitem__(self, index: int | Sequence[int]) -> dict[str, Any]:
+        if isinstance(index, (int, np.integer)):
+            return self._item(int(index))
+        items = [self._item(int(i)) for i in index]
+        return {name: (torch.stack([it[name] for it in items]) if isinstance(items[0][name], torch.Tensor)
+                       else [it[name] for it in items]) for name in items[0]}
+
+    def _item(self, index: int) -> dict[str, Any]:
+        item = {name: _to_torch(value) for name, value in self.shards[index].items()}
+        item.update({name: torch.as_tensor(values[index]) for name, values in self.labels.items()})
+        return item
+
+
+def _to_torch(value: Any) -> torch.Tensor | str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value if value.flags.writeable else value.copy())
+    return torch.as_tensor(value)  # NumPy scalar: a 0-d tensor of its dtype
+
+
+def seed_word(seed: int, stream: int, *more: int) -> int:
+    """A 63-bit seed for torch drawn from ``SeedSequence([seed, stream, *more])``."""
+    return int(np.random.SeedSequence([seed, stream, *more]).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def make_loader(dataset: torch.utils.data.Dataset, *, batch_size: int, sampler: torch.utils.data.Sampler,
+                seed: int, workers: int = 2, device: torch.device | str = "cpu", drop_last: bool = True,
+                prefetch_factor: int = 4) -> torch.utils.data.DataLoader:
+    """The DataLoader of a task: ``sampler`` decides the items (call its ``set_epoch`` before each
+    epoch), ``workers`` processes decode them and stay alive across epochs, and batches land in
+    pinned memory when ``device`` is CUDA (so ``to_device`` copies asynchronously).
+
+    Worker ``i``'s torch seed is ``base + i`` with ``base`` drawn from a generator seeded by the
+    run's seed, so anything random in a worker repeats with the seed. Batches come in sampler
+    order whatever the number of workers.
+    """
+    generator = torch.Generator()
+    generator.manual_seed(seed_word(seed, _LOADER_STREAM))
+    extra: dict[str, Any] = {"persistent_workers": True, "prefetch_factor": prefetch_factor} if workers > 0 else {}
+    return torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, sampler=sampler, num_workers=workers, generator=generator,
+        pin_memory=torch.device(device).type == "cuda", drop_last=drop_last, **extra)
+
+
+def to_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """Tensors of a batch moved to ``device`` (asynchronously from pinned memory); the rest as is."""
+    return {name: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for name, value in batch.items()}
+
+
+@dataclass(frozen=True)
+class DeviceAugment:
+    """Per-image augmentation on the device, before normalisation, on values in 0..1.
+
+    ``hflip``: probability of a horizontal flip (the caller mirrors its boxes with
+    :func:`hflip_boxes`); ``brightness`` / ``contrast``: factors drawn uniformly in
+    ``[1 - b, 1 + b]``, contrast scaling about each image's mean grey. Photometric changes leave
+    every label of the render schema valid; geometric ones only the flip, which boxes follow.
+    """
+
+    hflip: float = 0.0
+    brightness: float = 0.0
+    contrast: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.hflip <= 1 and 0 <= self.brightness < 1 and 0 <= self.contrast < 1):
+            raise BlurgenError(f"augmentation needs hflip in 0..1 and brightness, contrast in 0..1 (excl.), "
+                               f"got {self.hflip}, {self.brightness}, {self.contrast}")
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``x``: float (N, 3, H, W) in 0..1 -> augmented x and the (N,) bool flip flags."""
+        n = x.shape[0]
+
+        def uniform(spread: float) -> torch.Tensor:  # (N, 1, 1, 1) factors in [1 - s, 1 + s]
+            draw = torch.empty(n, device=x.device).uniform_(1 - spread, 1 + spread, generator=generator)
+            return draw.view(n, 1, 1, 1)
+
+        flipped = torch.empty(n, device=x.device).uniform_(0, 1, generator=generator) < self.hflip
+        x = torch.where(flipped.view(n, 1, 1, 1), x.flip(-1), x)
+        if self.brightness:
+            x = x * uniform(self.brightness)
+        if self.contrast:
+            grey = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = grey + (x - grey) * uniform(self.contrast)
+        return x.clamp_(0, 1), flipped
+
+
+def augment_generator(seed: int, epoch: int, step: int, device: torch.device | str) -> torch.Generator:
+    """The generator of one step's augmentation: fixed by (seed, epoch, step), so a resumed run
+    augments exactly as an uninterrupted one."""
+    generator = torch.Generator(device=device)
+    generator.manual_seed(seed_word(seed, _AUGMENT_STREAM, epoch, step))
+    return generator
+
+
+def device_images(images: torch.Tensor, *, augment: DeviceAugment | None = None,
+                  generator: torch.Generator | None = None, mean: Sequence[float] = IMAGENET_MEAN,
+                  std: Sequence[float] = IMAGENET_STD) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """uint8 (..., H, W, 3) on the device -> normalised float32 (..., 3, H, W), and the flip
+    flags (leading dims flattened, None without augmentation).
+
+    ``(x / 255 - mean) / std`` per channel. The channel axis is moved by a view, so a 4-d result
+    keeps the NHWC memory layout (``torch.channels_last``), the layout convolutions prefer on
+    CUDA; nothing is copied but the conversion itself.
+    """
+    if images.dtype != torch.uint8 or images.shape[-1] != 3:
+        raise BlurgenError(f"expected uint8 images (..., H, W, 3), got {images.dtype} {tuple(images.shape)}")
+    lead = images.shape[:-3]
+    x = images.reshape(-1, *images.shape[-3:]).permute(0, 3, 1, 2).float()
+    flipped = None
+    if augment is not None:
+        if generator is None:
+            raise BlurgenError("device augmentation needs a generator (augment_generator)")
+        x, flipped = augment(x.div_(255), generator)
+        x = x.mul_(255)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+    x = (x - 255 * m) / (255 * s)  # one pass: (x/255 - m)/s
+    return x.reshape(*lead, *x.shape[1:]), flipped
+
+
+def hflip_boxes(boxes: torch.Tensor, width: int, flipped: torch.Tensor) -> torch.Tensor:
+    """Boxes ``x0, y0, x1, y1`` (x1 exclusive, pixels) of flipped images mirrored: x -> width - x."""
+    mirrored = torch.stack([width - boxes[..., 2], boxes[..., 1], width - boxes[..., 0], boxes[..., 3]], dim=-1)
+    return torch.where(flipped.view(-1, *([1] * (boxes.dim() - 1))), mirrored, boxes)
