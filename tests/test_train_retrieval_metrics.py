@@ -30,6 +30,8 @@ def test_average_precision_on_known_rankings():
     assert average_precision([0, 0, 1], k=2, normalise="retrieved") == 0.0
     with pytest.raises(ValueError, match="without positives"):
         average_precision([0, 0, 0])
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        average_precision(ranking, k=0)
 
 
 @pytest.mark.parametrize("device", DEVICES)

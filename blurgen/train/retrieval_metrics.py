@@ -83,6 +83,7 @@ def average_precision(
 
 def _ap_rows(relevance: torch.Tensor, positives: torch.Tensor, k: int | None, normalise: Normalise) -> torch.Tensor:
     """AP per row of a (q, n) ranked relevance matrix (float64, NaN for rows without positives)."""
+    _check_k(k)
     if k is not None:
         relevance = relevance[:, :k]
     hits = relevance.cumsum(dim=1, dtype=torch.int32)  # i: how many positives up to this rank
@@ -100,6 +101,11 @@ def _ap_rows(relevance: torch.Tensor, positives: torch.Tensor, k: int | None, no
     return torch.where(positives > 0, precision_sum / denominator.clamp(min=1), float("nan"))
 
 
+def _check_k(k: int | None) -> None:
+    if k is not None and k < 1:
+        raise ValueError(f"k must be at least 1, not {k}")
+
+
 def top_k(
     queries: torch.Tensor, database: torch.Tensor, k: int, *, query_block: int = 1024,
     database_block: int = 65536, device: torch.device | str | None = None,
@@ -108,6 +114,7 @@ def top_k(
 
     k' = min(k, D). Rows are sorted best first, ties by database index. Results are on the CPU.
     """
+    _check_k(k)
     device = torch.device(device) if device is not None else queries.device
     k = min(k, database.shape[0])
     out_sims, out_idx = [], []
