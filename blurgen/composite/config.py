@@ -9,9 +9,10 @@ from __future__ import annotations
 from blurgen.composite.blurs import BLUR_TYPES
 from blurgen.config import option, section
 from blurgen.config.common import OutputSection, TasksSection
+from blurgen.shards.schemas import COMPOSITE
 
 KIND = "composite"
-SCHEMA = "blurgen.composite/1"
+SCHEMA = COMPOSITE.name  # its fields: blurgen/shards/schemas.py
 
 SAM_MODEL_TYPES = ("vit_b", "vit_l", "vit_h")  # segment-anything's model registry keys
 
@@ -46,7 +47,8 @@ class SourcesSection:
 @section
 class SamSection:
     points_per_side: int = option(32, "SamAutomaticMaskGenerator: grid of point prompts per side", min=1)
-    points_per_batch: int = option(64, "point prompts run together (memory vs speed)", min=1)
+    points_per_batch: int = option(64, "point prompts run together (memory vs speed)", min=1,
+                                   run_only=True)
     pred_iou_thresh: float = option(0.88, "keep masks whose predicted IoU is above this", min=0.0, max=1.0)
     stability_score_thresh: float = option(0.95, "keep masks whose stability score is above this",
                                            min=0.0, max=1.0)
@@ -54,7 +56,8 @@ class SamSection:
     crop_n_layers: int = option(0, "extra layers of image crops (finer parts, slower)", min=0, max=4)
     min_mask_region_area: int = option(0, "remove islands and holes smaller than this, pixels (needs "
                                           "OpenCV; 0: off)", min=0)
-    device: str = option("auto", "torch device for SAM: auto (CUDA when present), cpu, cuda, cuda:N")
+    device: str = option("auto", "torch device for SAM: auto (CUDA when present), cpu, cuda, cuda:N",
+                         run_only=True)
 
 
 @section
@@ -154,10 +157,6 @@ class CompositeConfig:
                                              default_factory=PhotometricSection)
     output: OutputSection = option(doc="shard writing", default_factory=OutputSection)
     farm: TasksSection = option(doc="how the job is cut into tasks", default_factory=TasksSection)
-
-
-# Settings that change how a job runs, not what its shards hold: a re-run may change them.
-RUN_ONLY = {"output": ("preview",), "sam": ("device", "points_per_batch")}
 
 
 def allowed_types(config: CompositeConfig) -> tuple[str, ...]:
