@@ -8,6 +8,9 @@ may seed or draw from a process-wide generator (numpy's or Python's module-level
 tests/test_rng.py greps for it.
 """
 
+import contextlib
+from typing import Iterator
+
 import numpy as np
 
 
@@ -20,3 +23,19 @@ def item_rng(seed: int, item_id: int, *stream: int) -> np.random.Generator:
     if seed < 0 or item_id < 0 or any(s < 0 for s in stream):
         raise ValueError(f"seed, item id and stream keys must be >= 0, got {seed}, {item_id}, {stream}")
     return np.random.default_rng(np.random.SeedSequence([seed, item_id, *stream]))
+
+
+@contextlib.contextmanager
+def seeded_torch(seed: int) -> Iterator[None]:
+    """Seed torch's process-wide generator for the block only.
+
+    torch's module initialisers (a model's initial weights) draw from that generator and take no
+    generator argument. Inside this block it starts from ``seed``; ``fork_rng`` puts the previous
+    state back afterwards, so nothing outside sees the change. The only sanctioned
+    seeding of torch's global generator in blurgen (tests/test_rng.py).
+    """
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -1,0 +1,59 @@
+"""Checkpoints: written atomically, read back safely, refused when they belong to another task.
+
+A checkpoint is one ``torch.save`` file holding only tensors and plain values (so it loads with
+``weights_only=True``: a checkpoint is data, never code): the task's name, the resolved config
+as JSON, where the run stands (epoch, step within the epoch, global step), the model, the
+optimizer and the gradient scaler. It is written to a temporary name beside its destination and
+renamed, so a run killed at any instant leaves either the old checkpoint or the new one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from blurgen.errors import BlurgenError
+
+LAST = "last.pt"      # the newest checkpoint of a run: what --resume continues from
+FINAL = "final.pt"    # the model at the end of training: what evaluate reads from a run
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary name in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_checkpoint(path: Path, task: str) -> dict[str, Any]:
+    """Read a checkpoint of ``task``; one-line errors for a missing, unreadable or foreign file."""
+    path = Path(path)
+    if not path.is_file():
+        raise BlurgenError(f"no checkpoint at {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for truncated or foreign files
+        raise BlurgenError(f"{path} is not a readable blurgen checkpoint ({type(exc).__name__}: "
+                           f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    if not isinstance(state, dict) or "task" not in state or "model" not in state:
+        raise BlurgenError(f"{path} is not a blurgen checkpoint (no task and model in it)")
+    if state["task"] != task:
+        raise BlurgenError(f"{path} is a checkpoint of the {state['task']!r} task, not {task!r}: "
+                           f"use blurgen evaluate {state['task']}, or give a {task} checkpoint")
+    return state
+
+
+def run_checkpoint(run_dir: Path) -> Path:
+    """The checkpoint ``evaluate --run RUN`` reads: the final model, else the last checkpoint."""
+    for name in (FINAL, LAST):
+        if (Path(run_dir) / "checkpoints" / name).is_file():
+            return Path(run_dir) / "checkpoints" / name
+    raise BlurgenError(f"{run_dir} has no checkpoints/{FINAL} or checkpoints/{LAST}: is it a blurgen train --out folder?")
