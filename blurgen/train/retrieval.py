@@ -1,0 +1,287 @@
+"""The blur-retrieval baseline as a training task: BRIDGE trained with BLISS tuples (paper §3, §5).
+
+Each step takes a batch of BLISS tuples (query, positive, five negatives; ``retrieval_sampling``)
+from the epoch's balanced draw of the training split, decodes them in worker processes, and on
+the device normalises (and optionally augments) them, runs BRIDGE once over all the tuple's
+images and adds the paper's losses (Eq. 12): ArcFace over object identities on every image, the
+contrastive loss on each tuple, blur estimation |p - (1 - BS)| and the L1 box loss on every image.
+Validation after each epoch scores retrieval on the validation split (mAP@all, see
+:func:`validation_map`). ``docs/train.md`` sets every config field against the paper.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from blurgen.config.schema import option, section
+from blurgen.errors import BlurgenError
+from blurgen.shards import ShardDataset
+from blurgen.train.config import TrainSection
+from blurgen.train.data import (DeviceAugment, ShardTorchDataset, device_images, hflip_boxes, make_loader, split_files,
+                                to_device)
+from blurgen.train.distributed import DistContext
+from blurgen.train.retrieval_losses import (ArcFace, blur_estimation_loss, combine_losses, contrastive_loss,
+                                            localisation_loss, normalised_box)
+from blurgen.train.retrieval_metrics import query_average_precisions, summarise
+from blurgen.train.retrieval_model import BACKBONES, Bridge
+from blurgen.train.retrieval_sampling import Bliss, RetrievalColumns, RetrievalSampler
+
+KIND = "train-retrieval"
+TASK = "retrieval"
+RENDER_SCHEMA = "blurgen.render/1"
+# what a training step reads from each image; the sampler's columns are read once besides
+TRAIN_FIELDS = ("image", "blur_severity", "bbox")
+
+
+@section
+class DataSection:
+    train_split: str = option("train", "split of --data that training draws from")
+    val_split: str = option("val", "split validated on after each epoch (of --val, else of --data); "
+                                   "skipped when the folder has none")
+    sharp_only: bool = option(False, "train on the sharp images only (the paper's 'Ours-sharp' baseline)")
+    input_size: tuple[int, ...] | None = option(None, "[width, height] the model sees (resized on the "
+                                                      "device); null: the stored size", min=16, min_len=2)
+
+
+@section
+class ModelSection:
+    backbone: str = option("resnet50", "ResNet backbone up to its last downsampling block (the paper: "
+                                       "resnet50)", choices=tuple(BACKBONES))
+    backbone_weights: str | None = option(None, "a torchvision ResNet state dict file to start from (e.g. "
+                                                "ImageNet weights you downloaded); null: random weights")
+    descriptor_dim: int = option(128, "descriptor size (the paper: 128)", min=1)
+    head_dim: int = option(1024, "width of the blur and localisation features joined into the descriptor",
+                           min=1)
+    hidden_dim: int = option(256, "hidden width of the blur and box predictors", min=1)
+    gem_p: float = option(3.0, "initial GeM power p (learnt; the paper: 3)", min=1.0)
+    freeze_norm: bool = option(True, "frozen normalisation layers (the paper 'deactivates' them)")
+
+
+@section
+class LossSection:
+    arcface_scale: float = option(30.0, "ArcFace scale s (the paper: 30)", min=0.0)
+    arcface_margin: float = option(0.15, "ArcFace margin m (the paper: 0.15)", min=0.0, max=1.5)
+    contrastive_margin: float = option(0.7, "contrastive margin (the paper: 0.7)", min=0.0)
+    bliss_range: int = option(5, "BLISS blur-level range r: S 1, M 3, L 5 (the paper: 5)", min=0, max=9)
+    negatives: int = option(5, "negatives per tuple (the paper: 5)", min=1)
+    arcface: float = option(1.0, "weight of the ArcFace loss (0 drops it)", min=0.0)
+    contrastive: float = option(1.0, "weight of the contrastive loss", min=0.0)
+    blur: float = option(1.0, "weight of the blur-estimation loss (Eq. 7)", min=0.0)
+    localisation: float = option(1.0, "weight of the box loss (Eq. 8)", min=0.0)
+
+    def weights(self) -> dict[str, float]:
+        return {"arcface": self.arcface, "contrastive": self.contrastive, "blur": self.blur,
+                "localisation": self.localisation}
+
+
+@section
+class AugmentSection:
+    hflip: float = option(0.0, "probability of a horizontal flip (boxes follow); the paper names none",
+                          min=0.0, max=1.0)
+    brightness: float = option(0.0, "brightness factor drawn in [1 - b, 1 + b]", min=0.0, max=0.99)
+    contrast: float = option(0.0, "contrast factor drawn in [1 - c, 1 + c]", min=0.0, max=0.99)
+
+
+@section
+class RetrievalConfig:
+    """Everything ``blurgen train retrieval`` needs; the same values, data and seed give the same
+    weights and metrics on the CPU."""
+
+    seed: int = option(0, "seed of the initial weights, the epoch draws, BLISS and augmentation", min=0)
+    data: DataSection = option(doc="which images train and validate", default_factory=DataSection)
+    model: ModelSection = option(doc="BRIDGE (§3.1)", default_factory=ModelSection)
+    loss: LossSection = option(doc="the losses of §3.3 and BLISS (§3.2)", default_factory=LossSection)
+    augment: AugmentSection = option(doc="augmentation on the device", default_factory=AugmentSection)
+    train: TrainSection = option(doc="the training loop", default_factory=TrainSection)
+
+
+class RetrievalModule(torch.nn.Module):
+    """BRIDGE and the ArcFace classifier: what is trained, in one module so DDP syncs both."""
+
+    def __init__(self, config: RetrievalConfig, num_classes: int) -> None:
+        super().__init__()
+        self.bridge = build_bridge(config)
+        c = config.loss
+        self.arcface = (ArcFace(num_classes, config.model.descriptor_dim, c.arcface_scale, c.arcface_margin)
+                        if c.arcface > 0 else None)
+
+    def forward(self, images: torch.Tensor, labels: torch.Tensor) -> tuple[Any, torch.Tensor | None]:
+        out = self.bridge(images)
+        return out, (self.arcface(out.descriptor, labels) if self.arcface is not None else None)
+
+
+def build_bridge(config: RetrievalConfig) -> Bridge:
+    m = config.model
+    return Bridge(m.backbone, descriptor_dim=m.descriptor_dim, head_dim=m.head_dim, hidden_dim=m.hidden_dim,
+                  gem_p=m.gem_p, freeze_norm=m.freeze_norm, backbone_weights=m.backbone_weights)
+
+
+def require_render_shards(files: list[str], what: str) -> None:
+    """One line when shards are not a render job's (e.g. composite shards given to retrieval)."""
+    schemas = {ShardDataset(files, fields=()).shard_attrs(k).get("schema") for k in range(len(files))}
+    if schemas != {RENDER_SCHEMA}:
+        raise BlurgenError(f"{what}: retrieval needs {RENDER_SCHEMA} shards (blurgen render), these are "
+                           f"{', '.join(sorted(map(str, schemas)))}")
+
+
+class _Resumable(torch.utils.data.Sampler):
+    """The epoch sampler, started at a given item so a resumed run skips the batches it ran."""
+
+    def __init__(self, sampler: RetrievalSampler) -> None:
+        self.sampler, self.start = sampler, 0
+
+    def position(self, epoch: int, start: int) -> None:
+        self.sampler.set_epoch(epoch)
+        self.start = start
+
+    def __len__(self) -> int:
+        return max(0, len(self.sampler) - self.start)
+
+    def __iter__(self) -> Iterator[Any]:
+        items = list(self.sampler)
+        return iter(items[self.start:])
+
+
+@dataclasses.dataclass
+class RetrievalTask:
+    """``blurgen train retrieval``: the task the loop (:mod:`blurgen.train.loop`) runs."""
+
+    config: RetrievalConfig
+    data: Path
+    val: Path | None = None
+    name: str = TASK
+
+    def __post_init__(self) -> None:
+        files = split_files(self.data, self.config.data.train_split)
+        require_render_shards(files, str(self.data))
+        self.columns = RetrievalColumns.from_dataset(ShardDataset(files, fields=()))
+        # labels: the ArcFace class (object number) of every image, beside the fields read
+        self.dataset = ShardTorchDataset(files, TRAIN_FIELDS, labels={"label": self.columns.object_code},
+                                         purpose="retrieval training")
+        self.image_size = tuple(self.dataset.shards[0]["image"].shape[:2])  # (H, W) as stored
+        self.val_files = self._val_files()
+        self._loader: torch.utils.data.DataLoader | None = None
+        self._sampler: _Resumable | None = None
+
+    def _val_files(self) -> list[str] | None:
+        folder = self.val or self.data
+        try:
+            files = split_files(folder, self.config.data.val_split)
+        except BlurgenError:
+            if self.val is not None:
+                raise
+            return None  # --data has no validation split: train without validation
+        require_render_shards(files, str(folder))
+        return files
+
+    # ------------------------------------------------------------------ the loop's interface
+
+    def build_model(self) -> torch.nn.Module:
+        return RetrievalModule(self.config, len(self.columns.objects))
+
+    def _sampler_for(self, dist: DistContext) -> _Resumable:
+        if self._sampler is None:
+            c = self.config.loss
+            bliss = Bliss(r=c.bliss_range, negatives=c.negatives)
+            self._sampler = _Resumable(RetrievalSampler(self.columns, self.config.seed, bliss=bliss,
+                                                        sharp_only=self.config.data.sharp_only,
+                                                        rank=dist.rank, world=dist.world))
+        return self._sampler
+
+    def steps_per_epoch(self, dist: DistContext) -> int:
+        sampler = self._sampler_for(dist)
+        sampler.position(0, 0)
+        return len(sampler.sampler) // self.config.train.batch_size
+
+    def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
+        sampler = self._sampler_for(dist)
+        sampler.position(epoch, start_step * self.config.train.batch_size)
+        if self._loader is None:  # one loader for the run: its workers persist across epochs
+            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=sampler,
+                                       seed=self.config.seed, workers=self.config.train.workers,
+                                       device=dist.device)
+        return iter(self._loader)
+
+    def loss(self, model: torch.nn.Module, batch: Any, dist: DistContext,
+             rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float], int]:
+        batch = to_device(batch, dist.device)
+        images = batch["image"]                              # (B, T, H, W, 3) uint8, T = 2 + negatives
+        b, t = images.shape[:2]
+        a = self.config.augment
+        augment = DeviceAugment(a.hflip, a.brightness, a.contrast) if (a.hflip or a.brightness or a.contrast) else None
+        x, flipped = device_images(images, augment=augment, generator=rng)
+        x = self._resize(x.reshape(b * t, *x.shape[2:]))
+        labels = batch["label"].reshape(-1).long()
+        out, arcface = model(x, labels)
+        d = out.descriptor.reshape(b, t, -1)
+        h, w = self.image_size
+        boxes = batch["bbox"].reshape(b * t, 4)
+        if flipped is not None:
+            boxes = hflip_boxes(boxes, w, flipped)
+        terms = {"contrastive": contrastive_loss(d[:, 0], d[:, 1], d[:, 2:], self.config.loss.contrastive_margin),
+                 "blur": blur_estimation_loss(out.blur, batch["blur_severity"].reshape(-1)),
+                 "localisation": localisation_loss(out.box, normalised_box(boxes, h, w))}
+        if arcface is not None:
+            terms["arcface"] = arcface
+        weights = self.config.loss.weights()
+        total = combine_losses({k: v for k, v in terms.items() if weights[k] > 0}, weights)
+        return total, {k: float(v.detach()) for k, v in terms.items()}, b * t
+
+    def validate(self, model: torch.nn.Module, dist: DistContext) -> dict[str, float]:
+        if self.val_files is None or not dist.is_main:
+            return {}
+        bridge = model.bridge if hasattr(model, "bridge") else model.module.bridge
+        return validation_map(bridge, self.val_files, self.config, dist.device)
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        return resize_to(x, self.config.data.input_size)
+
+
+def resize_to(x: torch.Tensor, size: tuple[int, ...] | None) -> torch.Tensor:
+    """Normalised NCHW images resized to ``[width, height]`` (area-weighted when shrinking)."""
+    if size is None or (x.shape[-1], x.shape[-2]) == tuple(size):
+        return x
+    return F.interpolate(x, size=(size[1], size[0]), mode="bilinear", antialias=True, align_corners=False)
+
+
+@torch.no_grad()
+def describe_images(bridge: Bridge, files: list[str], config: RetrievalConfig, device: torch.device, *,
+                    batch_size: int = 64, workers: int = 0, extra_fields: tuple[str, ...] = ()
+                    ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """Descriptors (N, D) of every image in ``files``, in shard order, and their label columns."""
+    bridge.eval()
+    dataset = ShardTorchDataset(files, ("image",), purpose="retrieval evaluation")
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    out = []
+    for batch in loader:
+        x, _ = device_images(batch["image"].to(device, non_blocking=True))
+        out.append(bridge(resize_to(x, config.data.input_size)).descriptor.float())
+    shards = ShardDataset(files, fields=())
+    fields = ("object_id", "trajectory_id", "blur_level", "window_count", "sample_id", *extra_fields)
+    columns = {name: np.asarray(shards.column(name)) for name in fields}
+    return torch.cat(out) if out else torch.zeros(0, config.model.descriptor_dim), columns
+
+
+def validation_map(bridge: Bridge, files: list[str], config: RetrievalConfig, device: torch.device) -> dict[str, float]:
+    """mAP@all on the validation split, queried the way the test protocol queries.
+
+    The validation split has no query/database roles (only test objects get them), so each
+    object's first trajectory (lowest ``trajectory_id``) plays the query and its other
+    trajectories the database; a query's positives are the database images of its object.
+    """
+    descriptors, cols = describe_images(bridge, files, config, device)
+    objects, codes = np.unique(cols["object_id"].astype(str), return_inverse=True)
+    first = {o: cols["trajectory_id"][codes == i].min() for i, o in enumerate(objects)}
+    is_query = np.array([cols["trajectory_id"][j] == first[str(cols["object_id"][j])] for j in range(len(codes))])
+    if not is_query.any() or is_query.all():
+        return {}
+    ap = query_average_precisions(descriptors[is_query], descriptors[~is_query], codes[is_query], codes[~is_query],
+                                  device=device)
+    summary = summarise(ap, cols["blur_level"][is_query])
+    return {"map_all": summary.map, **{f"map_level_{k}": v for k, v in summary.per_level.items()}}
