@@ -18,6 +18,7 @@ from blurgen.cli.composite_cmd import composite
 from blurgen.cli.flowpairs_cmd import flowpairs
 from blurgen.cli.render_cmd import render
 from blurgen.cli.shards_cmd import shards
+from blurgen.cli.train_cmd import evaluate, train
 from blurgen.errors import BlurgenError
 
 
@@ -49,5 +50,5 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj["debug"] = debug
 
 
-for _command in (render, composite, flowpairs, shards, assets):
+for _command in (render, composite, flowpairs, shards, assets, train, evaluate):
     main.add_command(_command)

@@ -1,0 +1,86 @@
+"""``blurgen train`` and ``blurgen evaluate``: the papers' baselines on blurgen shards.
+
+Several GPUs or nodes: ``torchrun --nproc-per-node G -m blurgen train retrieval ...`` (each rank
+joins the process group ``torchrun`` describes; blurgen launches nothing itself).
+torch is imported only when a command runs, so the other commands start without it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from blurgen.cli.config_options import config_options, out_option
+
+DEVICE = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
+                      help="Where to run: CUDA when present (auto), or the named device.")
+
+
+@click.group(no_args_is_help=True)
+def train() -> None:
+    """Train a baseline of the papers on shards (retrieval: the blur-retrieval paper's BRIDGE + BLISS)."""
+
+
+@click.group(no_args_is_help=True)
+def evaluate() -> None:
+    """Score a trained baseline with its paper's protocol; write a report folder."""
+
+
+def _retrieval_config_options(command):
+    from blurgen.train.retrieval_config import KIND, RetrievalConfig  # torch-free
+
+    return config_options(KIND, RetrievalConfig, default_preset="demo")(command)
+
+
+@train.command("retrieval")
+@_retrieval_config_options
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False,
+              help="Folder of render shards (blurgen render); training reads its train split.")
+@click.option("--val", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder whose val split is validated on after each epoch (default: --data's, if any).")
+@out_option("Run folder: checkpoints/, metrics.jsonl, curves (PNG).")
+@DEVICE
+@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+def train_retrieval(config, data: Path | None, val: Path | None, out: Path, device: str, resume: bool) -> None:
+    """Train BRIDGE with BLISS tuples (blur-retrieval paper §3, §5) on a render job's shards."""
+    from blurgen.train.distributed import close_distributed, init_distributed
+    from blurgen.train.loop import train as run_training
+    from blurgen.train.retrieval import RetrievalTask
+
+    if data is None:
+        raise click.UsageError("Missing option '--data'.")
+    dist = init_distributed(device)
+    try:
+        result = run_training(RetrievalTask(config, data, val), out, dist, resume=resume)
+    finally:
+        close_distributed()
+    if dist.is_main:
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()) or "no validation split"
+        click.echo(f"{result.epochs} epochs, {result.global_step} steps -> {out}\nvalidation: {metrics}\n"
+                   f"model: {result.checkpoint}")
+
+
+@evaluate.command("retrieval")
+@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A blurgen train --out folder (its final model, else its last checkpoint).")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A checkpoint file instead of --run.")
+@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of render shards whose test split holds the query and database images.")
+@click.option("--distractors", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Folder of distractor shards (blurgen render --preset paper-distractor) added to the database.")
+@out_option("Report folder: report.json, report.md, descriptors, retrievals.png.")
+@DEVICE
+@click.option("--k", type=click.IntRange(min=1), default=100, show_default=True, help="mAP@k's k.")
+def evaluate_retrieval_cmd(run_dir: Path | None, checkpoint: Path | None, data: Path, distractors: Path | None,
+                           out: Path, device: str, k: int) -> None:
+    """mAP@all and mAP@k per query blur level, and the per-database-level table (paper §5)."""
+    from blurgen.train.checkpoint import run_checkpoint
+    from blurgen.train.retrieval_eval import evaluate_retrieval
+
+    if (run_dir is None) == (checkpoint is None):
+        raise click.UsageError("give either --run RUN or --checkpoint FILE")
+    path = checkpoint if checkpoint is not None else run_checkpoint(run_dir)
+    report = evaluate_retrieval(path, data, out, distractors=distractors, device=device, k=k)
+    click.echo(report.describe())
