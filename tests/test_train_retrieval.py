@@ -74,9 +74,9 @@ def test_training_lowers_the_loss_and_validates_each_epoch(render, tmp_path):
     assert (tmp_path / "run" / "loss.png").is_file() and (tmp_path / "run" / "validation.png").is_file()
 
 
-def test_same_config_data_and_seed_give_the_same_weights_and_metrics_with_workers(render, tmp_path):
-    runs = [train(RetrievalTask(tiny("train.epochs=1", "train.workers=2"), render), tmp_path / name, CPU,
-                  progress=False) for name in ("a", "b")]
+def test_same_config_data_and_seed_give_the_same_weights_and_metrics_whatever_the_workers(render, tmp_path):
+    runs = [train(RetrievalTask(tiny("train.epochs=1", f"train.workers={workers}"), render), tmp_path / name, CPU,
+                  progress=False) for name, workers in (("a", 2), ("b", 0))]
     assert runs[0].metrics == runs[1].metrics
     a, b = (load_checkpoint(r.checkpoint, "retrieval")["model"] for r in runs)
     assert all(torch.equal(a[k], b[k]) for k in a)
