@@ -63,6 +63,9 @@ class ToyTask:
         loss = torch.nn.functional.mse_loss(model(x)[:, 0], y)
         return loss, {"mse": float(loss.detach())}, len(x)
 
+    def epoch_stats(self, epoch: int) -> dict[str, float]:
+        return {}
+
     def validate(self, model, dist) -> dict[str, float]:
         x, y = toy_data()
         return {"mse": float(torch.nn.functional.mse_loss(model(x.to(dist.device))[:, 0].cpu(), y))}

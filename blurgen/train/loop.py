@@ -63,6 +63,10 @@ class TrainTask(Protocol):
     def validate(self, model: torch.nn.Module, dist: DistContext) -> dict[str, float]:
         """Validation metrics after an epoch; ``{}`` when the run has no validation data."""
 
+    def epoch_stats(self, epoch: int) -> dict[str, float]:
+        """Counts about the epoch's data to log beside the metrics, named ``data_*`` (e.g. samples
+        left out); the curves leave them out."""
+
 
 @dataclasses.dataclass(frozen=True)
 class RunResult:
@@ -161,7 +165,7 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
             trained.eval()
             with torch.no_grad():
                 metrics = task.validate(model, dist)
-            log.write("epoch", epoch, global_step, metrics)
+            log.write("epoch", epoch, global_step, {**metrics, **task.epoch_stats(epoch - 1)})
             checkpoint(epoch, 0)
             log.plot()
     finally:

@@ -132,7 +132,19 @@ class RetrievalTask:
     def steps_per_epoch(self, dist: DistContext) -> int:
         sampler = self._sampler_for(dist)
         sampler.position(0, 0)
+        if len(sampler.sampler) == 0:
+            skipped = ", ".join(f"{k} {v}" for k, v in sampler.sampler.skipped.items() if v)
+            raise BlurgenError(f"{self.data}: BLISS finds no training tuple ({skipped}): each query needs "
+                               f"another trajectory of its object and {self.config.loss.negatives} images of "
+                               "other objects within the blur range; render more objects or trajectories")
         return len(sampler.sampler) // self.config.train.batch_size
+
+    def epoch_stats(self, epoch: int) -> dict[str, float]:
+        """BLISS's queries left out of the epoch, by reason (``data_bliss_no_positive``, ...)."""
+        sampler = self._sampler_for(DistContext(torch.device("cpu")))
+        sampler.position(epoch, 0)
+        len(sampler.sampler)  # draws the epoch (cached) and its skip counts
+        return {f"data_bliss_{k}": float(v) for k, v in sampler.sampler.skipped.items()}
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
         sampler = self._sampler_for(dist)

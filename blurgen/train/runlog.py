@@ -59,7 +59,8 @@ class RunLog:
         for kind, name, xlabel in (("step", "loss.png", "step"), ("epoch", "validation.png", "epoch")):
             rows = [r for r in records if r["kind"] == kind]
             keys = sorted({k for r in rows for k, v in r.items() if isinstance(v, (int, float))
-                           and k not in ("epoch", "global_step", "images_per_s", "lr")})
+                           and k not in ("epoch", "global_step", "images_per_s", "lr")
+                           and not k.startswith("data_")})  # counts about the data, not curves
             if not rows or not keys:
                 continue
             x = "global_step" if kind == "step" else "epoch"
