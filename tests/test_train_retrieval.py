@@ -124,6 +124,10 @@ def test_bad_inputs_are_one_line_with_exit_2(render, tmp_path):
     empty = run("--data", str(render), "--out", str(tmp_path / "e"), "--set", "data.train_split=distractor")
     assert empty.exit_code == 2 and "has no 'distractor' shards" in empty.output
     assert not (tmp_path / "e").exists() and not (tmp_path / "c").exists()  # nothing half-written
+    # the training split holds far fewer than 500 images of other objects for any query
+    starved = run("--data", str(render), "--out", str(tmp_path / "s"), "--set", "loss.negatives=500")
+    assert starved.exit_code == 2 and "BLISS finds no training tuple (" in starved.output
+    assert "few_negatives" in starved.output and not (tmp_path / "s").exists()
     no_data = run("--out", str(tmp_path / "n"))
     assert no_data.exit_code == 2 and "Missing option '--data'" in no_data.output
     gpu = run("--data", str(render), "--out", str(tmp_path / "g"), "--device", "cuda:7")

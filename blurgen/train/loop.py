@@ -88,6 +88,10 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
     with ``resume``."""
     run_dir = Path(run_dir)
     settings = task.config.train
+    steps = task.steps_per_epoch(dist)  # data that cannot train fails before anything is written
+    if steps < 1:
+        raise BlurgenError("the training data gives no batch: fewer samples than train.batch_size "
+                           "(lower it, or give more data)")
     with seeded_torch(task.config.seed):  # the initial weights: the same on every rank
         model = task.build_model()
     model = model.to(dist.device)
@@ -121,10 +125,6 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
         ids = [dist.device.index] if dist.device.type == "cuda" else None
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
     log = RunLog(run_dir, enabled=dist.is_main, resume_at=global_step if resume else None)
-    steps = task.steps_per_epoch(dist)
-    if steps < 1:
-        raise BlurgenError("the training data gives no batch: fewer samples than train.batch_size "
-                           "(lower it, or give more data)")
 
     def checkpoint(at_epoch: int, at_step: int) -> None:
         if dist.is_main:
