@@ -1,6 +1,6 @@
 """``blurgen evaluate retrieval``: the blur-retrieval paper's test protocol (§5) and its report.
 
-Protocol (paper §5, "Evaluation"; definitions in docs/train-eval-notes.md):
+Protocol (paper §5, "Evaluation"; definitions in docs/train.md):
 
 - queries: the images of the ``test`` split of DATA whose role is ``query``;
 - database: the ``test`` images whose role is ``database``, then (when given) every image of the

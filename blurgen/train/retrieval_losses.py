@@ -7,7 +7,7 @@
 
 Reductions are chosen so that every term is independent of the batch size (a per-rank mean, so
 DDP's gradient averaging gives the same update as one process with the whole batch); where the
-authors' public code differs, docs/train-retrieval-notes.md says how.
+authors' public code differs, docs/train.md says how.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Retrieval metrics of the blur-retrieval paper (§5): AP, mAP@all, mAP@k, per query blur level,
 and the per-database-blur-level table (Table 4), over an exact nearest-neighbour search.
 
-Definitions (docs/train-retrieval-notes.md states them for the report):
+Definitions (docs/train.md states them for the report):
 
 - Ranking: database items sorted by decreasing similarity to the query, similarity = dot product
   of the descriptors (= cosine similarity, descriptors being L2-normalised); equal similarities

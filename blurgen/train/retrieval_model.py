@@ -8,7 +8,7 @@
 
 The paper's equations 1-2 were lost from our copy of the text; the layout above follows its prose
 and, where the prose is silent (head widths, the L2 step after GeM, the prediction MLPs), the
-authors' public code. Decisions and their reasons are in docs/train-retrieval-notes.md.
+authors' public code. Decisions and their reasons are in docs/train.md.
 
 Why these choices:
 - "Deactivate the normalization layers" is read as FrozenBatchNorm2d: each BatchNorm becomes a

@@ -9,7 +9,7 @@ paper uses 5); one positive and five negatives per tuple (issue 10).
 
 Everything works on small columns read once (``object_id``, ``trajectory_id``, ``blur_level``,
 ``window_count``), vectorised over images, so an epoch of 100k images is drawn in well under a
-second. The readings of the paper's words are in ``docs/train-data-notes.md``:
+second. The readings of the paper's words are in ``docs/train.md``:
 
 - balanced: levels are filled rarest first, each taking an equal share of the trajectories
   still unassigned (more only when trajectories have no other level left), see
