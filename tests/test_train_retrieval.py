@@ -20,7 +20,8 @@ from blurgen.render.config import RenderConfig
 from blurgen.render.pipeline import render_dataset
 from blurgen.train.checkpoint import load_checkpoint
 from blurgen.train.distributed import DistContext
-from blurgen.train.loop import step_seed, train
+from blurgen.train.data import augment_generator
+from blurgen.train.loop import train
 from blurgen.train.retrieval import RetrievalTask
 from blurgen.train.retrieval_config import KIND, RetrievalConfig
 
@@ -54,7 +55,7 @@ def tiny(*sets: str) -> RetrievalConfig:
 
 def first_batch_loss(task: RetrievalTask, model: torch.nn.Module) -> float:
     batch = next(task.batches(0, 0, CPU))
-    rng = torch.Generator().manual_seed(step_seed(task.config.seed, 0, 0))
+    rng = augment_generator(task.config.seed, 0, 0, CPU.device)  # what the loop gives step 0
     with torch.no_grad():
         return float(task.loss(model, batch, CPU, rng)[0])
 

@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Protocol
 
-import numpy as np
 import torch
 
 from blurgen import __version__
@@ -33,6 +32,7 @@ from blurgen.errors import BlurgenError
 from blurgen.farm import job_identity
 from blurgen.rng import seeded_torch
 from blurgen.train.checkpoint import FINAL, LAST, load_checkpoint, save_checkpoint
+from blurgen.train.data import augment_generator
 from blurgen.train.distributed import DistContext, mean_across_ranks
 from blurgen.train.runlog import RunLog
 
@@ -75,11 +75,6 @@ class RunResult:
     global_step: int
     metrics: dict[str, float]     # the last validation's
     checkpoint: Path
-
-
-def step_seed(seed: int, epoch: int, step: int) -> int:
-    """The seed of one batch's augmentation: a pure function of where the run stands."""
-    return int(np.random.SeedSequence([seed, 0x747261696E, epoch, step]).generate_state(1, np.uint64)[0]) >> 1
 
 
 def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bool = False,
@@ -140,7 +135,7 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
             bar = _progress(steps, start_step, f"epoch {epoch + 1}/{settings.epochs}", progress and dist.is_main)
             seen, clock = 0, time.perf_counter()
             for step, batch in enumerate(task.batches(epoch, start_step, dist), start=start_step):
-                rng = torch.Generator(device=dist.device).manual_seed(step_seed(task.config.seed, epoch, step))
+                rng = augment_generator(task.config.seed, epoch, step, dist.device)
                 with torch.autocast(dist.device.type, dtype=torch.float16, enabled=amp):
                     loss, parts, images = task.loss(trained, batch, dist, rng)
                 optimizer.zero_grad(set_to_none=True)
