@@ -36,6 +36,7 @@ from blurgen.shards.manifest import list_shard_files
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+SMALL_FIELD_BYTES = 64  # per sample: fields this small are held in memory, not read per item
 _LOADER_STREAM = 0x4C4F4144  # "LOAD": SeedSequence word of the DataLoader's generator
 _AUGMENT_STREAM = 0x41554720  # "AUG ": SeedSequence word of the augmentation generator
 
@@ -72,14 +73,20 @@ class ShardTorchDataset(torch.utils.data.Dataset):
         nonempty = [k for k, n in enumerate(probe.counts) if n > 0]
         if not nonempty:
             raise BlurgenError(f"{source}: the shards hold no samples")
-        available = {spec.name for spec in shard_fields(probe.paths[nonempty[0]])}
-        missing = [name for name in fields if name not in available]
+        specs = {spec.name: spec for spec in shard_fields(probe.paths[nonempty[0]])}
+        missing = [name for name in fields if name not in specs]
         if missing:
             schema = probe.shard_attrs(nonempty[0]).get("schema", "unknown")
             raise BlurgenError(f"{source}: shards of schema {schema} have no field "
                                f"{', '.join(repr(m) for m in missing)}, which {purpose} needs")
-        self.shards = ShardDataset(probe.paths, fields=tuple(fields))
-        self.labels = {name: np.asarray(values) for name, values in (labels or {}).items()}
+        # Small numeric fields (scalars, boxes) are read whole here, once: reading them per item
+        # costs as much as inflating the item's image (h5py's per-read overhead), which would
+        # halve what a worker serves. Only the large ones (images) are read per item.
+        small = [n for n in fields if specs[n].dtype != "str"
+                 and np.dtype(specs[n].dtype).itemsize * int(np.prod(specs[n].shape)) <= SMALL_FIELD_BYTES]
+        self.shards = ShardDataset(probe.paths, fields=tuple(n for n in fields if n not in small))
+        columns = {name: np.asarray(probe.column(name)) for name in small}
+        self.labels = {**columns, **{name: np.asarray(values) for name, values in (labels or {}).items()}}
         for name, values in self.labels.items():
             if len(values) != len(self.shards):
                 raise BlurgenError(f"label '{name}' has {len(values)} values for {len(self.shards)} samples")
