@@ -8,9 +8,11 @@ training split with the same small backbone, config and budget, differing in one
   balanced (§5, Setup), BLISS tuples (§3.2);
 - "sharp-only": ``data.sharp_only=true``, only the sharp image of each trajectory ("Ours-sharp").
 
-Both are scored on the same test queries (role ``query``) against the same database (role
-``database``), positives = same object, and mAP@all is printed per query blur level side by
-side, with the untrained network (same seed, random weights) as the floor. The paper's finding
+Both are scored by ``blurgen evaluate retrieval`` (:func:`evaluate_retrieval`: the same test
+queries, role ``query``, against the same database, role ``database``, positives = same object)
+and mAP@all is printed per query blur level side by side, with the untrained network (the
+initial weights both runs start from, saved as a checkpoint) as the floor; each report folder
+(JSON, Markdown, descriptors, the retrievals picture) is kept under ``OUT/reports``. The paper's finding
 to look for: sharp-only training falls steeply as query blur grows, blur training holds.
 
 Everything runs on the CPU from the ``train-retrieval`` ``demo`` preset (ResNet-18, 96x72 inputs,
@@ -37,15 +39,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import machine  # noqa: E402
 
+from blurgen.config import to_json  # noqa: E402
 from blurgen.config.loader import resolve_config  # noqa: E402
 from blurgen.rng import seeded_torch  # noqa: E402
 from blurgen.shards import ShardDataset  # noqa: E402
-from blurgen.train.checkpoint import FINAL, LAST, load_checkpoint  # noqa: E402
+from blurgen.train.checkpoint import FINAL, LAST, save_checkpoint  # noqa: E402
 from blurgen.train.data import split_files  # noqa: E402
 from blurgen.train.distributed import init_distributed  # noqa: E402
 from blurgen.train.loop import CHECKPOINTS, train  # noqa: E402
-from blurgen.train.retrieval import RetrievalConfig, RetrievalTask, build_bridge, describe_images  # noqa: E402
-from blurgen.train.retrieval_metrics import MapSummary, query_average_precisions, summarise  # noqa: E402
+from blurgen.train.retrieval import TASK, RetrievalConfig, RetrievalTask, build_bridge  # noqa: E402
+from blurgen.train.retrieval_eval import RetrievalReport, evaluate_retrieval  # noqa: E402
 
 KIND = "train-retrieval"  # the config kind of `blurgen train retrieval` (its presets' prefix)
 
@@ -110,13 +113,13 @@ def config_for(sharp_only: bool, epochs: int, seed: int, workers: int) -> Retrie
         "train": {"epochs": epochs, "workers": workers, "checkpoint_every": 20}})
 
 
-def train_variant(name: str, config: RetrievalConfig, data: Path, runs: Path) -> tuple[Path, float]:
-    """Train (or resume, or reuse) one variant; its final checkpoint and the seconds spent now."""
+def train_variant(name: str, config: RetrievalConfig, data: Path, runs: Path) -> Path:
+    """Train (or resume, or reuse) one variant; its final checkpoint."""
     run_dir = runs / name
     final = run_dir / CHECKPOINTS / FINAL
     if final.is_file():
         print(f"{name}: reusing {final}")
-        return final, 0.0
+        return final
     t0 = time.perf_counter()
     task = RetrievalTask(config, data)
     result = train(task, run_dir, init_distributed("cpu"), resume=(run_dir / CHECKPOINTS / LAST).is_file(),
@@ -124,30 +127,28 @@ def train_variant(name: str, config: RetrievalConfig, data: Path, runs: Path) ->
     seconds = time.perf_counter() - t0
     print(f"{name}: {result.epochs} epochs, {result.global_step} steps in {seconds:.0f} s; last validation "
           f"mAP@all {result.metrics.get('map_all', float('nan')):.3f}")
-    return result.checkpoint, seconds
+    return result.checkpoint
 
 
-def evaluate(bridge: torch.nn.Module, config: RetrievalConfig, test_files: list[str]) -> MapSummary:
-    """mAP@all per query blur level on the test split: queries role 'query', database role 'database'."""
-    device = torch.device("cpu")
-    descriptors, cols = describe_images(bridge, test_files, config, device, extra_fields=("role",))
-    _, codes = np.unique(cols["object_id"].astype(str), return_inverse=True)
-    query, database = cols["role"] == "query", cols["role"] == "database"
-    ap = query_average_precisions(descriptors[torch.from_numpy(query)], descriptors[torch.from_numpy(database)],
-                                  codes[query], codes[database], device=device)
-    return summarise(ap, cols["blur_level"][query])
+def untrained_checkpoint(config: RetrievalConfig, runs: Path) -> Path:
+    """The initial BRIDGE weights both runs start from (``train`` builds them under the same
+    ``seeded_torch(seed)``, BRIDGE first), saved as a checkpoint so the floor is scored the same way."""
+    with seeded_torch(config.seed):
+        bridge = build_bridge(config)
+    return save_checkpoint(runs / "untrained" / CHECKPOINTS / FINAL, {
+        "task": TASK, "config": to_json(config), "epoch": 0, "step": 0, "global_step": 0,
+        "model": {f"bridge.{k}": v for k, v in bridge.state_dict().items()}})
 
 
-def trained_bridge(checkpoint: Path, config: RetrievalConfig) -> torch.nn.Module:
-    """BRIDGE with the weights of a run's final checkpoint (the ArcFace classifier is not needed)."""
-    state = load_checkpoint(checkpoint, "retrieval")["model"]
-    bridge = build_bridge(config)
-    bridge.load_state_dict({k[len("bridge."):]: v for k, v in state.items() if k.startswith("bridge.")})
-    return bridge
+def evaluate(checkpoint: Path, data: Path, report: Path) -> RetrievalReport:
+    """``blurgen evaluate retrieval`` on the test split, into a fresh report folder."""
+    shutil.rmtree(report, ignore_errors=True)  # the benchmark's own output: replaced on a re-run
+    return evaluate_retrieval(checkpoint, data, report, device="cpu", progress=False)
 
 
-def print_table(results: dict[str, MapSummary]) -> None:
-    names = list(results)
+def print_table(reports: dict[str, RetrievalReport]) -> None:
+    names = list(reports)
+    results = {n: r.map_all for n, r in reports.items()}
     first = results[names[0]]
     print("\nmAP@all (%) per query blur level, test queries vs test database:")
     print("| query level | queries | " + " | ".join(names) + " |")
@@ -157,6 +158,8 @@ def print_table(results: dict[str, MapSummary]) -> None:
         print(f"| {level} | {first.per_level_queries[level]} | {cells} |")
     cells = " | ".join(f"**{100 * results[n].map:.1f}**" for n in names)
     print(f"| **all** | {first.num_queries} | {cells} |")
+    cells = " | ".join(f"{100 * r.map_at_k.map:.1f}" for r in reports.values())
+    print(f"| mAP@{reports[names[0]].k}, all | {first.num_queries} | {cells} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -180,18 +183,17 @@ def main(argv: list[str] | None = None) -> None:
         data = make_data(out, size, args.seed)
         describe_data(data)
         configs = {name: config_for(sharp, epochs, args.seed, args.workers) for name, sharp in VARIANTS.items()}
-        test_files = split_files(data, "test")
-        results: dict[str, MapSummary] = {}
-        for name, config in configs.items():
-            checkpoint, _ = train_variant(name, config, data, out / "runs")
-            results[name] = evaluate(trained_bridge(checkpoint, config), config, test_files)
-        with seeded_torch(args.seed):  # the initial weights both runs started from
-            results["untrained"] = evaluate(build_bridge(configs["blur"]), configs["blur"], test_files)
-        print_table(results)
-        summary = {name: {"map_all": r.map, "queries": r.num_queries, "per_level": r.per_level,
-                          "per_level_queries": r.per_level_queries} for name, r in results.items()}
+        checkpoints = {name: train_variant(name, config, data, out / "runs") for name, config in configs.items()}
+        checkpoints["untrained"] = untrained_checkpoint(configs["blur"], out / "runs")
+        reports = {name: evaluate(path, data, out / "reports" / name) for name, path in checkpoints.items()}
+        print_table(reports)
+        summary = {name: {"map_all": r.map_all.map, "map_at_k": r.map_at_k.map, "k": r.k,
+                          "queries": r.map_all.num_queries, "per_level": r.map_all.per_level,
+                          "per_level_queries": r.map_all.per_level_queries, "report": str(r.folder)}
+                   for name, r in reports.items()}
         (out / "results.json").write_text(json.dumps(summary, indent=2) + "\n")
-        print(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s wall; results in {out / 'results.json'}")
+        kept = f"; results in {out / 'results.json'}" if args.out else ""
+        print(f"\nwhole benchmark: {time.perf_counter() - start:.0f} s wall{kept}")
     finally:
         if args.out is None:
             shutil.rmtree(out, ignore_errors=True)
