@@ -19,7 +19,7 @@ Everything runs on the CPU from the ``train-retrieval`` ``demo`` preset (ResNet-
 batch 8 tuples of 7 images). ``--out`` keeps the assets, the render and the runs, so a re-run
 reuses the render and finished runs (an interrupted run is resumed). ``--quick`` is a
 few-minute smoke version (a tiny render, one epoch). docs/benchmarks.md records a full run;
-docs/train-bench-notes.md says how the sizes and budget were chosen.
+docs/train.md ("Does the data teach?") says how the sizes and budget were chosen.
 """
 
 from __future__ import annotations
