@@ -55,6 +55,7 @@ def test_same_config_and_seed_give_the_same_weights_and_metrics(tmp_path):
     assert other.metrics != a.metrics
 
 
+@pytest.mark.slow  # two child Python processes with torch
 def test_a_run_killed_with_sigkill_and_resumed_ends_like_an_uninterrupted_one(tmp_path):
     whole = train(ToyTask(ToyConfig(train=dataclasses.replace(ToyConfig().train, checkpoint_every=5))),
                   tmp_path / "whole", CPU, progress=False)
@@ -80,6 +81,7 @@ def test_a_run_killed_with_sigkill_and_resumed_ends_like_an_uninterrupted_one(tm
     assert steps == list(range(1, 37))  # the log of the resumed run is that of an uninterrupted one
 
 
+@pytest.mark.slow  # torchrun starts two ranks
 def test_two_gloo_ranks_train_like_one_process_with_the_global_batch(tmp_path):
     # rank r takes every 2nd index of the epoch's draw, 2 per batch: together the 4 samples one
     # process takes per batch, so the averaged gradients, and the weights, are the same
