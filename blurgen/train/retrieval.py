@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -199,16 +199,20 @@ def resize_to(x: torch.Tensor, size: tuple[int, ...] | None) -> torch.Tensor:
 
 @torch.no_grad()
 def describe_images(bridge: Bridge, files: list[str], config: RetrievalConfig, device: torch.device, *,
-                    batch_size: int = 64, workers: int = 0, extra_fields: tuple[str, ...] = ()
-                    ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
-    """Descriptors (N, D) of every image in ``files``, in shard order, and their label columns."""
+                    batch_size: int = 64, workers: int = 0, extra_fields: tuple[str, ...] = (),
+                    on_batch: Callable[[int], None] | None = None) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    """Descriptors (N, D) of every image in ``files``, in shard order, and their label columns;
+    ``workers`` processes decode, ``on_batch(n)`` is told of each batch of ``n`` images done."""
     bridge.eval()
     dataset = ShardTorchDataset(files, ("image",), purpose="retrieval evaluation")
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
+                                         pin_memory=device.type == "cuda")
     out = []
     for batch in loader:
         x, _ = device_images(batch["image"].to(device, non_blocking=True))
         out.append(bridge(resize_to(x, config.data.input_size)).descriptor.float())
+        if on_batch:
+            on_batch(len(x))
     shards = ShardDataset(files, fields=())
     fields = ("object_id", "trajectory_id", "blur_level", "window_count", "sample_id", *extra_fields)
     columns = {name: np.asarray(shards.column(name)) for name in fields}

@@ -48,6 +48,7 @@ from blurgen.viz.sheet import write_png
 TEST_SPLIT, DISTRACTOR_SPLIT = "test", "distractor"
 QUERY, DATABASE = "query", "database"
 SHOWN = 5  # results per query in retrievals.png (the paper's Fig. 4 shows the top 5)
+DESCRIBE_WORKERS = 2  # decoding processes while describing (the GPU, if any, then waits less)
 # the label columns saved beside the descriptors (describe_images always gives the first five)
 SAVED_COLUMNS = ("sample_id", "object_id", "blur_level", "role", "split", "trajectory_id", "window_count")
 
@@ -229,24 +230,21 @@ def _check_disjoint(data: str | Path, test_files: list[str], distractors: str | 
 
 def _describe(bridge: Bridge, sources: list[list[str]], config: RetrievalConfig, device: torch.device,
               batch_size: int, progress: bool) -> _Images:
-    """Descriptors of every image of every source, one shard file at a time (the progress bar
-    advances per file; empty shards, which a task whose images were all filtered writes, are skipped)."""
+    """Descriptors of every image of every source (one loader per source, decoded by worker
+    processes: a million distractors are decode-bound); the progress bar advances per batch."""
     from tqdm import tqdm
 
-    counts = [ShardDataset(files, fields=()).counts if files else [] for files in sources]
+    counts = [sum(ShardDataset(files, fields=()).counts) if files else 0 for files in sources]
     parts = []
-    with tqdm(total=sum(map(sum, counts)), desc="describing", unit="img", disable=not progress or None) as bar:
-        for s, (files, sizes) in enumerate(zip(sources, counts)):
-            start = 0
-            for path, size in zip(files, sizes):
-                if not size:
-                    continue
-                descriptors, columns = describe_images(bridge, [path], config, device, batch_size=batch_size,
-                                                       extra_fields=("role", "split"))
-                columns = {name: np.asarray(columns[name]) for name in SAVED_COLUMNS}
-                parts.append(_Images(descriptors.cpu(), columns, np.full(size, s), np.arange(start, start + size)))
-                start += size
-                bar.update(size)
+    with tqdm(total=sum(counts), desc="describing", unit="img", disable=not progress or None) as bar:
+        for s, (files, size) in enumerate(zip(sources, counts)):
+            if not size:
+                continue
+            descriptors, columns = describe_images(bridge, files, config, device, batch_size=batch_size,
+                                                   workers=DESCRIBE_WORKERS, extra_fields=("role", "split"),
+                                                   on_batch=bar.update)
+            columns = {name: np.asarray(columns[name]) for name in SAVED_COLUMNS}
+            parts.append(_Images(descriptors.cpu(), columns, np.full(size, s), np.arange(size)))
     return _Images.concat(parts)
 
 
