@@ -102,6 +102,13 @@ def test_resume_refusals_are_one_line(tmp_path):
     train(ToyTask(), tmp_path / "run", CPU, progress=False)
     with pytest.raises(BlurgenError, match="made with another config"):
         train(ToyTask(ToyConfig(seed=9)), tmp_path / "run", CPU, resume=True, progress=False)
+    other_data = ToyTask()
+    other_data.data_identity = lambda: "toy-other"  # type: ignore[method-assign]
+    with pytest.raises(BlurgenError, match="trained on other data"):
+        train(other_data, tmp_path / "run", CPU, resume=True, progress=False)
+    two_ranks = DistContext(torch.device("cpu"), rank=0, world=2)  # refused before any collective
+    with pytest.raises(BlurgenError, match="made by 1 rank\\(s\\), this run has 2"):
+        train(ToyTask(), tmp_path / "run", two_ranks, resume=True, progress=False)
     foreign = save_checkpoint(tmp_path / "other.pt", {"task": "flow", "model": {}})
     with pytest.raises(BlurgenError, match="checkpoint of the 'flow' task, not 'toy'"):
         load_checkpoint(foreign, "toy")

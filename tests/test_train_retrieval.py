@@ -109,7 +109,9 @@ def test_two_gloo_ranks_run_the_retrieval_task(render, tmp_path):
                              "-m", "blurgen", "train", "retrieval", "--data", str(render), "--out",
                              str(tmp_path / "ddp"), "--device", "cpu", "--set", "train.epochs=1",
                              "--set", "train.batch_size=1", "--set", "train.workers=0", "--set",
-                             "data.input_size=[64, 48]"], capture_output=True, text=True, env=env)
+                             "data.input_size=[64, 48]",
+                             # a weight-0 loss leaves the box head without gradient: DDP must not wait for it
+                             "--set", "loss.localisation=0"], capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "1 epochs" in result.stdout and result.stdout.count("model:") == 1  # rank 0 alone reports
     state = load_checkpoint(tmp_path / "ddp" / "checkpoints" / "final.pt", "retrieval")
@@ -133,3 +135,6 @@ def test_bad_inputs_are_one_line_with_exit_2(render, tmp_path):
     assert no_data.exit_code == 2 and "Missing option '--data'" in no_data.output
     gpu = run("--data", str(render), "--out", str(tmp_path / "g"), "--device", "cuda:7")
     assert gpu.exit_code == 2 and "cuda:7" in gpu.output
+    for name in ("cuda:x", "gpu", "CPU"):
+        bad = run("--data", str(render), "--out", str(tmp_path / "g"), "--device", name)
+        assert bad.exit_code == 2 and "is not one of auto, cpu, cuda, cuda:N" in bad.output

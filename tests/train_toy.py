@@ -40,11 +40,15 @@ class ToyTask:
     config: Any = dataclasses.field(default_factory=ToyConfig)
     announce: bool = False  # print "batch <epoch> <step>" before each batch
     name: str = "toy"
+    find_unused_parameters: bool = False
+
+    def data_identity(self) -> str:
+        return f"toy-{N}x{D}"
 
     def build_model(self) -> torch.nn.Module:
         return torch.nn.Linear(D, 1)
 
-    def steps_per_epoch(self, dist: DistContext) -> int:
+    def steps_per_epoch(self, epoch: int, dist: DistContext) -> int:
         return N // (self.config.train.batch_size * dist.world)
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
@@ -52,7 +56,7 @@ class ToyTask:
         order = np.random.default_rng([self.config.seed, epoch]).permutation(N)
         mine = order[dist.rank::dist.world]  # rank r of R: every R-th index of the epoch's draw
         b = self.config.train.batch_size
-        for step in range(start_step, self.steps_per_epoch(dist)):
+        for step in range(start_step, self.steps_per_epoch(epoch, dist)):
             if self.announce:
                 print(f"batch {epoch} {step}", flush=True)
             index = torch.from_numpy(mine[step * b:(step + 1) * b])

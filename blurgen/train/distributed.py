@@ -9,7 +9,9 @@ the tests run two ranks on a laptop).
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import os
+import re
 
 import torch
 
@@ -39,6 +41,8 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     is not there is a one-line error rather than a crash deep inside the first step."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", name):
+        raise BlurgenError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
             raise BlurgenError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
@@ -47,8 +51,6 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
         if int(name.split(":")[1]) >= torch.cuda.device_count():
             raise BlurgenError(f"--device {name}: this machine has {torch.cuda.device_count()} CUDA device(s)")
         return torch.device(name)
-    if name != "cpu":
-        raise BlurgenError(f"--device {name!r} is not one of auto, cpu, cuda, cuda:N")
     return torch.device("cpu")
 
 
@@ -57,12 +59,18 @@ def init_distributed(device_name: str) -> DistContext:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if world > 1 and re.fullmatch(r"cuda:\d+", device_name):
+        raise BlurgenError(f"--device {device_name} under torchrun would put every rank on one GPU: use "
+                           "--device cuda (each rank takes cuda:LOCAL_RANK) or auto")
     device = resolve_device(device_name, local_rank)
     if world > 1 and not torch.distributed.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         if device.type == "cuda":
             torch.cuda.set_device(device)
-        torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world)
+        # rank 0 validates alone after each epoch while the others wait in the next collective:
+        # a timeout longer than NCCL's default 10 minutes lets a large validation finish
+        torch.distributed.init_process_group(backend=backend, rank=rank, world_size=world,
+                                             timeout=datetime.timedelta(hours=2))
     return DistContext(device, rank, world)
 
 

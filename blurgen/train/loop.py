@@ -49,8 +49,13 @@ class TrainTask(Protocol):
         """The module trained, with every trainable parameter (e.g. ArcFace's class weights);
         its ``forward`` computes what the losses need, so DDP sees one forward per step."""
 
-    def steps_per_epoch(self, dist: DistContext) -> int:
-        """Batches one rank runs per epoch (the same on every rank)."""
+    find_unused_parameters: bool  # some parameters get no gradient in a step (DDP must be told)
+
+    def steps_per_epoch(self, epoch: int, dist: DistContext) -> int:
+        """Batches one rank runs in ``epoch`` (the same on every rank; may differ per epoch)."""
+
+    def data_identity(self) -> str:
+        """What a resumed run must train on again (e.g. a digest of the training objects)."""
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
         """This rank's batches of ``epoch`` from ``start_step`` on, on the CPU (uint8 images)."""
@@ -83,8 +88,7 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
     with ``resume``."""
     run_dir = Path(run_dir)
     settings = task.config.train
-    steps = task.steps_per_epoch(dist)  # data that cannot train fails before anything is written
-    if steps < 1:
+    if task.steps_per_epoch(0, dist) < 1:  # data that cannot train fails before anything is written
         raise BlurgenError("the training data gives no batch: fewer samples than train.batch_size "
                            "(lower it, or give more data)")
     with seeded_torch(task.config.seed):  # the initial weights: the same on every rank
@@ -107,9 +111,15 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
         if job_identity(state["config"], run_only) != job_identity(to_json(task.config), run_only):
             raise BlurgenError(f"--resume: {last} was made with another config; resume with the same "
                                "--preset/--config/--set, or start a new --out")
+        if state.get("data") != task.data_identity():
+            raise BlurgenError(f"--resume: {last} was trained on other data; resume with the same --data")
+        if state.get("world", 1) != dist.world:
+            raise BlurgenError(f"--resume: {last} was made by {state.get('world', 1)} rank(s), this run has "
+                               f"{dist.world}: resume with the same number (a step is a step of each rank)")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state["scaler"])
+        if state["scaler"] and scaler.is_enabled():  # a CPU or amp=false run saved no scale: start afresh
+            scaler.load_state_dict(state["scaler"])
         epoch, start_step, global_step = state["epoch"], state["step"], state["global_step"]
         metrics = dict(state.get("metrics", {}))
     elif last.is_file():
@@ -118,13 +128,15 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
     trained = model
     if dist.distributed:
         ids = [dist.device.index] if dist.device.type == "cuda" else None
-        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        trained = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=task.find_unused_parameters)
     log = RunLog(run_dir, enabled=dist.is_main, resume_at=global_step if resume else None)
 
     def checkpoint(at_epoch: int, at_step: int) -> None:
         if dist.is_main:
             save_checkpoint(last, {
                 "task": task.name, "config": to_json(task.config), "blurgen_version": __version__,
+                "data": task.data_identity(), "world": dist.world,
                 "epoch": at_epoch, "step": at_step, "global_step": global_step, "metrics": metrics,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict()})
@@ -132,10 +144,12 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
     try:
         while epoch < settings.epochs:
             trained.train()
+            steps = task.steps_per_epoch(epoch, dist)
             bar = _progress(steps, start_step, f"epoch {epoch + 1}/{settings.epochs}", progress and dist.is_main)
             seen, clock = 0, time.perf_counter()
             for step, batch in enumerate(task.batches(epoch, start_step, dist), start=start_step):
-                rng = augment_generator(task.config.seed, epoch, step, dist.device)
+                # each rank its own draws (one process: the step's); rank r of R at step s: s R + r
+                rng = augment_generator(task.config.seed, epoch, step * dist.world + dist.rank, dist.device)
                 with torch.autocast(dist.device.type, dtype=torch.float16, enabled=amp):
                     loss, parts, images = task.loss(trained, batch, dist, rng)
                 optimizer.zero_grad(set_to_none=True)

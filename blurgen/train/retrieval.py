@@ -12,6 +12,7 @@ Validation after each epoch scores retrieval on the validation split (mAP@all, s
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -129,9 +130,22 @@ class RetrievalTask:
                                                         rank=dist.rank, world=dist.world))
         return self._sampler
 
-    def steps_per_epoch(self, dist: DistContext) -> int:
+    @property
+    def find_unused_parameters(self) -> bool:
+        """A loss of weight 0 leaves its head without gradient: DDP must not wait for it."""
+        return any(w == 0 for w in self.config.loss.weights().values())
+
+    def data_identity(self) -> str:
+        """The training split's objects and images per trajectory: a resume must see the same."""
+        c = self.columns
+        digest = hashlib.sha256("\n".join(c.objects).encode())
+        for column in (c.object_code, c.trajectory_id, c.blur_level, c.window_count):
+            digest.update(np.ascontiguousarray(column, dtype=np.int64).tobytes())
+        return digest.hexdigest()
+
+    def steps_per_epoch(self, epoch: int, dist: DistContext) -> int:
         sampler = self._sampler_for(dist)
-        sampler.position(0, 0)
+        sampler.position(epoch, 0)
         if len(sampler.sampler) == 0:
             skipped = ", ".join(f"{k} {v}" for k, v in sampler.sampler.skipped.items() if v)
             raise BlurgenError(f"{self.data}: BLISS finds no training tuple ({skipped}): each query needs "
@@ -184,7 +198,7 @@ class RetrievalTask:
         if self.val_files is None or not dist.is_main:
             return {}
         bridge = model.bridge if hasattr(model, "bridge") else model.module.bridge
-        return validation_map(bridge, self.val_files, self.config, dist.device)
+        return validation_map(bridge, self.val_files, self.config, dist.device, workers=self.config.train.workers)
 
     def _resize(self, x: torch.Tensor) -> torch.Tensor:
         return resize_to(x, self.config.data.input_size)
@@ -219,14 +233,15 @@ def describe_images(bridge: Bridge, files: list[str], config: RetrievalConfig, d
     return torch.cat(out) if out else torch.zeros(0, config.model.descriptor_dim), columns
 
 
-def validation_map(bridge: Bridge, files: list[str], config: RetrievalConfig, device: torch.device) -> dict[str, float]:
+def validation_map(bridge: Bridge, files: list[str], config: RetrievalConfig, device: torch.device, *,
+                   workers: int = 0) -> dict[str, float]:
     """mAP@all on the validation split, queried the way the test protocol queries.
 
     The validation split has no query/database roles (only test objects get them), so each
     object's first trajectory (lowest ``trajectory_id``) plays the query and its other
     trajectories the database; a query's positives are the database images of its object.
     """
-    descriptors, cols = describe_images(bridge, files, config, device)
+    descriptors, cols = describe_images(bridge, files, config, device, workers=workers)
     objects, codes = np.unique(cols["object_id"].astype(str), return_inverse=True)
     first = {o: cols["trajectory_id"][codes == i].min() for i, o in enumerate(objects)}
     is_query = np.array([cols["trajectory_id"][j] == first[str(cols["object_id"][j])] for j in range(len(codes))])

@@ -55,6 +55,10 @@ class ArcFace(nn.Module):
 
     def logits(self, descriptors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(N, dim), (N,) class indices -> (N, num_classes) margin-adjusted, scaled logits."""
+        with torch.autocast(descriptors.device.type, enabled=False):  # the margin needs float32 cosines
+            return self._logits(descriptors.float(), labels)
+
+    def _logits(self, descriptors: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         cosine = F.linear(F.normalize(descriptors.float(), dim=1), F.normalize(self.weight.float(), dim=1))
         cosine = cosine.clamp(-1.0, 1.0)
         target = cosine.gather(1, labels.view(-1, 1))
