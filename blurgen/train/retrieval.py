@@ -155,7 +155,9 @@ class RetrievalTask:
 
     def epoch_stats(self, epoch: int) -> dict[str, float]:
         """BLISS's queries left out of the epoch, by reason (``data_bliss_no_positive``, ...)."""
-        sampler = self._sampler_for(DistContext(torch.device("cpu")))
+        sampler = self._sampler  # made by steps_per_epoch, which the loop asks first
+        if sampler is None:
+            return {}
         sampler.position(epoch, 0)
         len(sampler.sampler)  # draws the epoch (cached) and its skip counts
         return {f"data_bliss_{k}": float(v) for k, v in sampler.sampler.skipped.items()}
@@ -177,7 +179,7 @@ class RetrievalTask:
         a = self.config.augment
         augment = DeviceAugment(a.hflip, a.brightness, a.contrast) if (a.hflip or a.brightness or a.contrast) else None
         x, flipped = device_images(images, augment=augment, generator=rng)
-        x = self._resize(x.reshape(b * t, *x.shape[2:]))
+        x = resize_to(x.reshape(b * t, *x.shape[2:]), self.config.data.input_size)
         labels = batch["label"].reshape(-1).long()
         out, arcface = model(x, labels)
         d = out.descriptor.reshape(b, t, -1)
@@ -197,11 +199,8 @@ class RetrievalTask:
     def validate(self, model: torch.nn.Module, dist: DistContext) -> dict[str, float]:
         if self.val_files is None or not dist.is_main:
             return {}
-        bridge = model.bridge if hasattr(model, "bridge") else model.module.bridge
-        return validation_map(bridge, self.val_files, self.config, dist.device, workers=self.config.train.workers)
-
-    def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        return resize_to(x, self.config.data.input_size)
+        # the loop hands validate the unwrapped module (not the DDP wrapper)
+        return validation_map(model.bridge, self.val_files, self.config, dist.device, workers=self.config.train.workers)
 
 
 def resize_to(x: torch.Tensor, size: tuple[int, ...] | None) -> torch.Tensor:
