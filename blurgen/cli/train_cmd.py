@@ -17,6 +17,24 @@ DEVICE = click.option("--device", default="auto", show_default=True, metavar="au
                       help="Where to run: CUDA when present (auto), or the named device.")
 
 
+def model_options(command):
+    """``--run RUN`` or ``--checkpoint FILE``: the model every ``evaluate`` command scores."""
+    command = click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                           default=None, help="A checkpoint file instead of --run.")(command)
+    return click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        default=None, help="A blurgen train --out folder (its final model, else its last "
+                                           "checkpoint).")(command)
+
+
+def chosen_checkpoint(run_dir: Path | None, checkpoint: Path | None) -> Path:
+    """The checkpoint file ``model_options`` name (exactly one of them must be given)."""
+    from blurgen.train.checkpoint import run_checkpoint
+
+    if (run_dir is None) == (checkpoint is None):
+        raise click.UsageError("give either --run RUN or --checkpoint FILE")
+    return checkpoint if checkpoint is not None else run_checkpoint(run_dir)
+
+
 @click.group(no_args_is_help=True)
 def train() -> None:
     """Train a baseline of the papers on shards (retrieval: the blur-retrieval paper's BRIDGE + BLISS)."""
@@ -62,10 +80,7 @@ def train_retrieval(config, data: Path | None, val: Path | None, out: Path, devi
 
 
 @evaluate.command("retrieval")
-@click.option("--run", "run_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="A blurgen train --out folder (its final model, else its last checkpoint).")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A checkpoint file instead of --run.")
+@model_options
 @click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of render shards whose test split holds the query and database images.")
 @click.option("--distractors", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
@@ -76,11 +91,8 @@ def train_retrieval(config, data: Path | None, val: Path | None, out: Path, devi
 def evaluate_retrieval_cmd(run_dir: Path | None, checkpoint: Path | None, data: Path, distractors: Path | None,
                            out: Path, device: str, k: int) -> None:
     """mAP@all and mAP@k per query blur level, and the per-database-level table (paper §5)."""
-    from blurgen.train.checkpoint import run_checkpoint
     from blurgen.train.retrieval_eval import evaluate_retrieval
 
-    if (run_dir is None) == (checkpoint is None):
-        raise click.UsageError("give either --run RUN or --checkpoint FILE")
-    path = checkpoint if checkpoint is not None else run_checkpoint(run_dir)
-    report = evaluate_retrieval(path, data, out, distractors=distractors, device=device, k=k)
+    report = evaluate_retrieval(chosen_checkpoint(run_dir, checkpoint), data, out, distractors=distractors,
+                                device=device, k=k)
     click.echo(report.describe())
