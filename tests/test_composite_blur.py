@@ -417,7 +417,7 @@ def test_a_new_type_needs_only_its_module_and_a_registration(monkeypatch):
     assert np.count_nonzero(psf.sum(axis=0)) == 1  # one column: motion along y only
     image = np.zeros((60, 40, 3), np.float32)
     outcome = blur_instance(image + alpha[..., None], alpha > 0, params, feather_px=0, fill_margin_px=0)
-    _, changed, extent = outcome.full(image)
+    _, _, changed, extent = outcome.full(image)
     rows, cols = np.nonzero(changed)
     assert rows.max() - rows.min() > cols.max() - cols.min() + 10  # streaked along y by ~12 px
     np.testing.assert_allclose(extent[changed & (extent > 0)], 12.0, rtol=1e-4)

@@ -6,13 +6,21 @@ current image ``I``: the foreground ``F = m * I`` and ``m`` are blurred by the s
 ``F_b + (1 - m_b) * B``. Without the removal a sharp ghost of the instance would show through
 its own streaks.
 
+The sharp reference is a composite too: the unblurred instance over the same ``B``,
+``F + (1 - m) * B``. Image and sharp then differ only by the motion: the removal margin around
+the instance (filled where neither the instance nor its streak is seen) is the same fill in
+both, so a detector cannot learn "an inpainted rim is blur".
+
 The mask is feathered (a box filter: soft, yet of compact support) by a radius that grows with
 the instance's motion extent, so the boundary is as soft as the blur around it and no hard seam
 gives the blur away; zero-extent motion gets no feathering and changes nothing.
 
-The pixels this changes are exactly the returned ``changed`` mask: wherever the blurred
-coverage is above ``ALPHA_EPS`` or the instance was removed. Everything else is the input,
-bit for bit, so ``blur_mask`` is exact.
+The returned ``changed`` mask is where the motion is seen: where the blurred coverage is above
+``ALPHA_EPS`` (content arrives) or the sharp instance covers the pixel (content left it),
+times a partial or band weight above 0. Everywhere else image and sharp get the same value,
+bit for bit, so ``blur_mask`` holds every pixel where they differ, and every pixel of it has a
+positive motion extent. (Inside it they may still agree: a flat patch moving along itself, a
+blend weight of a few ulps.)
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ import cv2
 import numpy as np
 
 from blurgen.composite.blurs import blur_type
-from blurgen.composite.blurs.dispatch import apply_blur, blur_reach, in_window
+from blurgen.composite.blurs.dispatch import apply_blur, blur_reach, in_window, source_extent
 from blurgen.composite.fill import fill_region
 from blurgen.composite.views import mask_box
 
@@ -39,16 +47,20 @@ class InstanceOutcome:
 
     window: tuple[slice, slice]
     image: np.ndarray     # window x 3 float32 linear: the input with this instance blurred
-    changed: np.ndarray   # window bool: pixels that differ from the input's (the blur mask)
-    extent: np.ndarray    # window float32: motion extent (px) of the content at each changed pixel
+    sharp: np.ndarray     # window x 3 float32 linear: the sharp input with this instance over the same fill
+    changed: np.ndarray   # window bool: where image and sharp may differ because of this instance
+    extent: np.ndarray    # window float32: motion extent (px) of the content at each changed pixel, > 0 there
 
-    def full(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Full-size image, changed mask and extent map, given the full-size input ``image``."""
+    def full(self, image: np.ndarray, sharp: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Full-size image, sharp, changed mask and extent map, given the full-size inputs."""
         out = image.copy()
+        out_sharp = (image if sharp is None else sharp).copy()
         changed = np.zeros(image.shape[:2], bool)
         extent = np.zeros(image.shape[:2], np.float32)
-        out[self.window], changed[self.window], extent[self.window] = self.image, self.changed, self.extent
-        return out, changed, extent
+        out[self.window], out_sharp[self.window] = self.image, self.sharp
+        changed[self.window], extent[self.window] = self.changed, self.extent
+        return out, out_sharp, changed, extent
 
 
 def feather_radius(extent_px: float, share: float, max_px: int) -> int:
@@ -57,16 +69,21 @@ def feather_radius(extent_px: float, share: float, max_px: int) -> int:
 
 
 def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feather_px: int,
-                  fill_margin_px: int, weight: np.ndarray | None = None) -> InstanceOutcome:
+                  fill_margin_px: int, weight: np.ndarray | None = None,
+                  sharp: np.ndarray | None = None) -> InstanceOutcome:
     """Blur the instance ``mask`` (HxW bool) of ``image`` (HxWx3 float32 linear) by ``params``.
 
-    ``weight`` (HxW in [0, 1], partial coverage) blends the blurred result with the input per
-    pixel; where it is 0 nothing changes. A type that works in a band (edge ring) is blended the
-    same way by its band weight, so that only the band is blurred, removed and labelled.
+    ``sharp`` (default: ``image``) is the sharp reference so far, equal to ``image`` wherever
+    no earlier instance changed it; the instance's sharp composite is made over it, with the
+    fill ``B`` taken from it (one background for both). ``weight`` (HxW in [0, 1], partial
+    coverage) blends both composites with their inputs per pixel; where it is 0 nothing
+    changes. A type that works in a band (edge ring) is blended the same way by its band
+    weight, so that only the band is blurred, removed and labelled.
     """
     if float(params["extent_px"]) <= 0.0 or not mask.any():
         window = (slice(0, 0), slice(0, 0))
-        return InstanceOutcome(window, image[window].copy(), np.zeros((0, 0), bool), np.zeros((0, 0), np.float32))
+        empty = image[window].copy()
+        return InstanceOutcome(window, empty, empty.copy(), np.zeros((0, 0), bool), np.zeros((0, 0), np.float32))
     # All per-pixel work happens in a window that holds everything the blur can reach, not over
     # the whole frame: an instance is often a small part of the sample (docs/benchmarks.md).
     # Where that window sticks out of the frame it is filled by replicating the border: an
@@ -79,6 +96,8 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     inner = (slice(max(0, wy0), min(height, wy1)), slice(max(0, wx0), min(width, wx1)))
     border = (inner[0].start - wy0, wy1 - inner[0].stop, inner[1].start - wx0, wx1 - inner[1].stop)
     crop = _extend(image[inner], border)
+    # The sharp input differs from the image only where an earlier instance changed pixels.
+    crop_sharp = crop if sharp is None or sharp is image else _extend(sharp[inner], border)
     binary = _extend(mask[inner].view(np.uint8), border)
     blend = None if weight is None else _extend(weight[inner], border)
     entry = blur_type(params["type"])
@@ -89,23 +108,42 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     if feather_px > 0:
         size = 2 * feather_px + 1
         alpha = cv2.blur(alpha, (size, size), borderType=cv2.BORDER_REPLICATE)
-    removed = alpha > 0.0
+    # A box filter of a binary mask is exactly 0 outside the mask dilated by its radius (sums of
+    # whole numbers): alpha > 0 is the sharp instance's support, no round-off fringe.
+    support = alpha > 0.0
+    removed = support
     if fill_margin_px > 0:
         size = 2 * fill_margin_px + 1
-        removed = cv2.dilate(removed.view(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
-    blurred = apply_blur(in_window(params, wx0, wy0), crop * alpha[..., None], alpha)
-    background = fill_region(crop, removed)
+        removed = cv2.dilate(support.view(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
+    local = in_window(params, wx0, wy0)
+    blurred = apply_blur(local, crop * alpha[..., None], alpha)
+    background = fill_region(crop_sharp, removed)
+    moving = blurred.alpha > ALPHA_EPS
+    changed = moving | support
+    # Where content arrives, its mean extent; where the sharp instance was but (almost) nothing
+    # arrives, the extent of the content that left: both are the motion seen at the pixel.
+    extent = np.where(moving, blurred.extent, np.where(support, source_extent(local, alpha.shape), 0.0))
     composite = blurred.foreground + (1.0 - blurred.alpha)[..., None] * background
-    changed = (blurred.alpha > ALPHA_EPS) | removed
-    extent = np.where(changed, blurred.extent, 0.0).astype(np.float32)
+    composite_sharp = crop_sharp * alpha[..., None] + (1.0 - alpha)[..., None] * background
+    base = base_sharp = background
     if blend is not None:
         changed &= blend > 0.0
-        composite = blend[..., None] * composite + (1.0 - blend[..., None]) * crop
-        extent = np.where(changed, blend * extent, 0.0).astype(np.float32)
-    out = np.where(changed[..., None], composite, crop).astype(np.float32)
+        # x + w (y - x), not w y + (1 - w) x: exactly x where w is 0 or y equals x (outside the
+        # removal the fill is the input), so nothing changes by round-off.
+        weight3 = blend[..., None]
+        composite = crop + weight3 * (composite - crop)
+        composite_sharp = crop_sharp + weight3 * (composite_sharp - crop_sharp)
+        base = crop + weight3 * (background - crop)
+        base_sharp = base if crop_sharp is crop else crop_sharp + weight3 * (background - crop_sharp)
+        extent = blend * extent
+    # Outside ``changed`` both get the same background (filled in the removal margin), from the
+    # same inputs by the same operations: equal bit for bit wherever the inputs were.
+    out = np.where(changed[..., None], composite, base).astype(np.float32)
+    out_sharp = np.where(changed[..., None], composite_sharp, base_sharp).astype(np.float32)
+    extent = np.where(changed, extent, 0.0).astype(np.float32)
     back = (slice(border[0], border[0] + inner[0].stop - inner[0].start),
             slice(border[2], border[2] + inner[1].stop - inner[1].start))
-    return InstanceOutcome(inner, out[back], changed[back], extent[back])
+    return InstanceOutcome(inner, out[back], out_sharp[back], changed[back], extent[back])
 
 
 def _extend(array: np.ndarray, border: tuple[int, int, int, int]) -> np.ndarray:

@@ -73,6 +73,7 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
     coverage_p = coverage_p / coverage_p.sum() if coverage_p.sum() > 0 else np.array([0.0, 1.0, 0.0])
 
     image = view.image.copy()
+    sharp = view.image  # copied on the first change: the sharp reference is a composite too
     blur_mask = np.zeros(image.shape[:2], bool)
     extent = np.zeros(image.shape[:2], np.float32)
     records = []
@@ -100,31 +101,41 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
             weight = partial_weight(rng, mask, float(rng.uniform(*c.partial_area)),
                                     float(rng.uniform(*c.transition_px)), reach=blur_reach(params) + feather)
         outcome = blur_instance(image, mask, params, feather_px=feather,
-                                fill_margin_px=config.compositing.fill_margin_px, weight=weight)
+                                fill_margin_px=config.compositing.fill_margin_px, weight=weight, sharp=sharp)
         if not outcome.changed.any():  # e.g. a zoom about a point: nothing moved, nothing to record
             record["coverage"] = "sharp"
             continue
+        if sharp is view.image:
+            sharp = view.image.copy()
         win = outcome.window
         touched.append(win)
-        image[win] = outcome.image
-        # A later instance is composited over an earlier one: where it changed pixels, its motion is seen.
-        extent[win] = np.where(outcome.changed, outcome.extent, extent[win])
-        blur_mask[win] |= outcome.changed
+        image[win], sharp[win] = outcome.image, outcome.sharp
+        # A later instance is composited over an earlier one: where it changed pixels, its motion
+        # is seen. Elsewhere in its window an earlier label stays only where the pair still
+        # differs: the later removal may have filled both images alike there.
+        before = blur_mask[win] & (image[win] != sharp[win]).any(axis=2)
+        extent[win] = np.where(outcome.changed, outcome.extent, np.where(before, extent[win], np.float32(0.0)))
+        blur_mask[win] = outcome.changed | before
         record.update(strength=strength, params=params, changed_pixels=int(np.count_nonzero(outcome.changed)))
 
-    sharp = view.image
     photometric: dict[str, Any] = {}
     if rng.random() < config.photometric.probability:
         (image, sharp), photometric = apply_photometric(rng, [image, sharp], tuple(config.photometric.exposure_ev),
                                                         tuple(config.photometric.noise))
     blurred_types = sorted({r["params"]["type"] for r in records if "params" in r})
-    sharp_u8 = linear_to_srgb_uint8(sharp) if photometric else view_u8
-    # Outside the blur mask image and sharp are equal: encode only where instances changed pixels.
-    image_u8 = sharp_u8.copy()
     intensity = np.zeros_like(extent)
+    if photometric:
+        sharp_u8 = linear_to_srgb_uint8(sharp)
+    else:
+        sharp_u8 = view_u8.copy() if touched else view_u8
+    image_u8 = sharp_u8.copy()
     if touched:
+        # Image and sharp equal the view outside the instances' windows, and each other outside
+        # the blur mask: encode only what differs.
         box = (slice(min(w[0].start for w in touched), max(w[0].stop for w in touched)),
                slice(min(w[1].start for w in touched), max(w[1].stop for w in touched)))
+        if not photometric:
+            sharp_u8[box] = linear_to_srgb_uint8(sharp[box])
         image_u8[box] = np.where(blur_mask[box][..., None], linear_to_srgb_uint8(image[box]), sharp_u8[box])
         intensity[box] = np.clip(extent[box] / np.float32(config.blur.intensity_max_px), 0.0, 1.0)
     return {

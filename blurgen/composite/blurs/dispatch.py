@@ -57,6 +57,14 @@ def blur_reach(params: Mapping) -> int:
     return int(np.ceil(distance)) + 2
 
 
+def source_extent(params: Mapping, shape: tuple[int, int]) -> float | np.ndarray:
+    """Motion extent (px) of the content that sits at each pixel at mid-exposure (the sharp
+    image): ``extent_px`` for a type whose every point travels the same path, or the type's
+    own map (zoom: it grows with the distance from the centre). ``shape``: the window's H, W."""
+    own = getattr(blur_type(params["type"]).impl, "source_extent", None)
+    return own(params, shape) if own else float(params["extent_px"])
+
+
 def in_window(params: Mapping, x0: int, y0: int) -> dict:
     """``params`` for the window whose top-left pixel is (x0, y0): absolute positions move."""
     move = getattr(blur_type(params["type"]).impl, "in_window", None)

@@ -76,6 +76,19 @@ def in_window(params: Mapping, x0: int, y0: int) -> dict:
     return dict(params, center=[float(params["center"][0]) - x0, float(params["center"][1]) - y0])
 
 
+def _radius(shape: tuple[int, int], centre: tuple[float, float]) -> np.ndarray:
+    """Distance of every pixel centre of an H x W window from ``centre`` (x, y), float32."""
+    h, w = shape
+    return np.hypot(np.arange(w, dtype=np.float32)[None, :] - np.float32(centre[0]),
+                    np.arange(h, dtype=np.float32)[:, None] - np.float32(centre[1]))
+
+
+def source_extent(params: Mapping, shape: tuple[int, int]) -> np.ndarray:
+    """The path length ``kappa * r`` of the content at each pixel (``center`` in window coordinates)."""
+    kappa = zoom_kappa(float(params["log_scale"]), math.radians(float(params["rotation_deg"])))
+    return np.float32(kappa) * _radius(shape, (float(params["center"][0]), float(params["center"][1])))
+
+
 def _zoom_warp(image: np.ndarray, centre: tuple[float, float], log_scale: float, rot: float,
                t: float) -> np.ndarray:
     """``dst(y) = image(c + exp(-(a + ib) t) (y - c))``: the content as it is at time t."""
@@ -117,9 +130,7 @@ def apply(params: Mapping, fg: np.ndarray, alpha: np.ndarray,
     # One stack [foreground, alpha, alpha * E_src] warped at once (one 5-channel warp is
     # cheaper than 3 + 2). E_src = kappa * |x - c| at the source pixel, so the extent map is a
     # coverage-weighted mean of source extents (never above extent_px).
-    h, w = alpha_w.shape
-    radius = np.hypot(np.arange(w, dtype=np.float32)[None, :] - np.float32(centre[0]),
-                      np.arange(h, dtype=np.float32)[:, None] - np.float32(centre[1]))
+    radius = _radius(alpha_w.shape, centre)
     stack = cv2.merge([fg_w, alpha_w, alpha_w * (np.float32(kappa) * radius)])
     acc = np.zeros_like(stack)
     for j in range(m):
