@@ -12,6 +12,7 @@ from blurgen.errors import ShardError
 from blurgen.shards.layout import open_shard, root_attrs, shard_filename
 from blurgen.shards.manifest import list_shard_files, read_manifest, shard_entry
 from blurgen.shards.reader import FieldSpec, shard_fields
+from blurgen.shards.release import shard_folder
 from blurgen.shards.schema import Schema, get_schema
 
 _CONFIG_LINE_WIDTH = 100
@@ -66,8 +67,8 @@ def folder_schema(folder: str | Path) -> Schema:
 
 def _entries(folder: str | Path) -> tuple[Path, list[dict[str, Any]], bool]:
     """The folder, its shards' manifest entries (read from the files, without checksums, when
-    there is no manifest) and whether a manifest was there."""
-    folder = Path(folder)
+    there is no manifest) and whether a manifest was there; a release root stands for its data/."""
+    folder = shard_folder(folder)
     if not folder.is_dir():
         raise ShardError(f"shard folder not found: {folder}")
     manifest = read_manifest(folder)

@@ -30,6 +30,7 @@ import numpy as np
 from blurgen.errors import ShardError
 from blurgen.shards.layout import dataset_filters, ensure_filters, filter_names, open_shard, root_attrs
 from blurgen.shards.manifest import list_shard_files, read_manifest
+from blurgen.shards.release import shard_folder
 from blurgen.shards.schema import STR
 
 try:  # optional: libdeflate inflates about 2x faster than zlib
@@ -87,7 +88,8 @@ class ShardDataset:
     """Samples of shards as one indexable sequence of dicts (field -> array, scalar or str).
 
     ``source`` is a folder (its ``manifest.json`` when present, else its ``*.h5`` files in name
-    order), one ``.h5`` file, or a list of files. ``fields`` restricts which fields are read.
+    order; for a published release, those of its ``data/``), one ``.h5`` file, or a list of
+    files. ``fields`` restricts which fields are read.
     Scalar fields come back as NumPy scalars (they keep their dtype), strings as ``str``.
     """
 
@@ -227,6 +229,7 @@ def _resolve(source: str | Path | Sequence[str | Path]) -> tuple[list[str], list
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if path.is_dir():
+            path = shard_folder(path)
             manifest = read_manifest(path)
             if manifest is not None:
                 paths = [str(path / e["file"]) for e in manifest["shards"]]

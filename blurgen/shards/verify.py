@@ -28,6 +28,7 @@ from blurgen.shards.manifest import (
     update_manifest,
 )
 from blurgen.shards.reader import file_fields
+from blurgen.shards.release import shard_folder
 from blurgen.shards.schema import get_schema, is_declared
 
 _MAX_BAD_CHUNKS_LISTED = 3
@@ -137,8 +138,9 @@ def _check_dataset(path: str, name: str, dset: h5py.Dataset, n: int) -> list[str
 
 
 def verify_dir(folder: str | Path, progress: Callable[[str], None] | None = None) -> VerifyReport:
-    """Verify every shard in a folder against its manifest; ``progress(file)`` after each shard."""
-    folder = Path(folder)
+    """Verify every shard in a folder (or a release's ``data/``) against its manifest;
+    ``progress(file)`` after each shard."""
+    folder = shard_folder(folder)
     if not folder.is_dir():
         raise ShardError(f"shard folder not found: {folder}")
     report = VerifyReport(str(folder))
