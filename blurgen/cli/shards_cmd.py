@@ -1,4 +1,5 @@
-"""``blurgen shards``: look at, check and index a folder of HDF5 shards, and show the schemas.
+"""``blurgen shards``: look at, check and index a folder of HDF5 shards, show the schemas, cut
+subsets and publish releases.
 
 Thin commands over :mod:`blurgen.shards`. A missing folder or an unreadable manifest is the
 user's to fix (ShardError: one line, exit 2); damaged data found by ``verify`` exits with 1.
@@ -24,9 +25,11 @@ from blurgen.shards import (
 )
 from blurgen.shards.info import human_bytes
 from blurgen.shards.manifest import build_manifest, list_shard_files, shard_entry
+from blurgen.shards.release import shard_folder
 from blurgen.shards.schema import declared_schemas, get_schema
 from blurgen.shards.schema_docs import schema_table, update_docs
 from blurgen.shards.schemas import GENERATOR_SCHEMAS
+from blurgen.shards.stats import role_table
 
 _FOLDER = click.argument("folder", type=click.Path(file_okay=False, path_type=Path))
 
@@ -75,15 +78,28 @@ def verify(ctx: click.Context, folder: Path) -> None:
 @_FOLDER
 @click.option("--json", "as_json", is_flag=True, help="Print the table as JSON.")
 def stats(folder: Path, as_json: bool) -> None:
-    """Samples per split and blur level (1..10) of the shards in FOLDER, from manifest.json."""
+    """Samples per split and blur level (1..10) of the shards in FOLDER (or a release), from
+    manifest.json; for render shards also the paper's Table 1 rows by role (query, database,
+    distractor), from the shards' role column."""
     _require_folder(folder)
+    folder = shard_folder(folder)
     manifest = read_manifest(folder)
     if manifest is None:  # count from the files themselves; no checksums needed for counting
         manifest = build_manifest(shard_entry(p, checksum=False) for p in list_shard_files(folder))
     if not manifest["shards"]:
         raise ShardError(f"no shards in {folder}")
     table = level_table(manifest)
-    click.echo(json.dumps(table.to_dict(), indent=2) if as_json else format_level_table(table))
+    roles = role_table(folder)
+    if as_json:
+        data = table.to_dict()
+        if roles is not None:
+            data["by_role"] = roles.to_dict()
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(format_level_table(table))
+    if roles is not None:
+        click.echo("")
+        click.echo(format_level_table(roles))
 
 
 @shards.command()
@@ -167,6 +183,73 @@ def schema(ctx: click.Context, name: str | None, docs: Path | None, check: bool)
         return
     for declared in declared_schemas():
         click.echo(f"{declared.name}  {declared.doc}")
+
+
+@shards.command()
+@click.argument("folders", nargs=-1, required=True, metavar="DIR [DIR ...]")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="The release folder to create (must not exist, or be empty).")
+@click.option("--name", help="The dataset's name (default: the set names joined by '+').")
+@click.option("--license", "license_id", metavar="SPDX", help="SPDX id of the release's licence, e.g. CC-BY-4.0.")
+@click.option("--creator", help="Who publishes the data.")
+@click.option("--url", help="Where the release will live.")
+@click.option("--description", help="One paragraph for the card's summary.")
+@click.option("--date", "date_published", metavar="YYYY-MM-DD", help="Publication date (default: none).")
+@click.option("--copy", is_flag=True, help="Copy the shards even where hard links are possible.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="YAML file with these options (and tags, version, preview); options given here win.")
+def publish(folders: tuple[str, ...], out: Path, name: str | None, license_id: str | None, creator: str | None,
+            url: str | None, description: str | None, date_published: str | None, copy: bool,
+            config_file: Path | None) -> None:
+    """Verify the shards of each DIR and build a release in OUT: data/ (shards + manifest),
+    README.md (dataset card), croissant.json, SHA256SUMS and previews/.
+
+    A DIR may be written NAME=DIR to name its set (default: the folder's name). Every input
+    shard is verified first; a release is built in a hidden folder and appears only when complete.
+    """
+    from blurgen.config import resolve_config
+    from blurgen.shards.publish import publish as publish_release
+    from blurgen.shards.publish_config import KIND, PublishConfig
+
+    given = {"name": name, "license": license_id, "creator": creator, "url": url, "description": description,
+             "date_published": date_published}
+    overrides: dict = {k: v for k, v in given.items() if v is not None}
+    if copy:
+        overrides["link"] = False
+    config = resolve_config(PublishConfig, KIND, preset=None, config_file=config_file, overrides=overrides)
+    result = publish_release(list(folders), out, config)
+    how = f"{result.linked} hard-linked, {result.shards - result.linked} copied"
+    click.echo(f"published {result.samples} samples in {result.shards} shards ({how}) to {result.out}")
+
+
+@shards.command()
+@_FOLDER
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the new shards, manifest.json and subset.json (must not exist, or be empty).")
+@click.option("--split", "splits", multiple=True, help="Keep this split; repeatable.")
+@click.option("--role", "roles", multiple=True, help="Keep this role (render: query, database); repeatable.")
+@click.option("--levels", help="Keep these blur levels: 1-6, 3 or 1,3,5.")
+@click.option("--per-trajectory", type=int, help="At most N samples per trajectory (render).")
+@click.option("--balance-levels", is_flag=True, help="Keep as many samples of each blur level as of the rarest.")
+@click.option("--max-samples", type=int, help="At most N samples in all.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice.")
+def subset(folder: Path, out: Path, splits: tuple[str, ...], roles: tuple[str, ...], levels: str | None,
+           per_trajectory: int | None, balance_levels: bool, max_samples: int | None, seed: int) -> None:
+    """Write a deterministic selection of the samples in FOLDER as new shards in OUT.
+
+    Filters (--split, --role, --levels) first, then --per-trajectory, --balance-levels and
+    --max-samples. OUT/subset.json records the source and which samples were taken.
+    """
+    from blurgen.shards.subset import Selection, parse_levels
+    from blurgen.shards.subset import subset as write_subset
+
+    _require_folder(folder)
+    selection = Selection(splits=splits, roles=roles, levels=parse_levels(levels) if levels else (),
+                          per_trajectory=per_trajectory, balance_levels=balance_levels,
+                          max_samples=max_samples, seed=seed)
+    record = write_subset(folder, out, selection)
+    click.echo(f"wrote {record['samples']} of {record['source']['samples']} samples in "
+               f"{len(record['shards'])} shard(s) to {out}")
 
 
 def _require_folder(folder: Path) -> None:
