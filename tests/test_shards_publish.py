@@ -287,7 +287,22 @@ def test_the_command_takes_options_over_a_config_file(inputs, tmp_path):
     result = _run(f"retrieval={inputs[0]}", "--out", str(out), "--config", str(config), "--name", "From the option")
     assert result.exit_code == 0, result.output
     assert "published 45 samples in 3 shards (3 hard-linked, 0 copied)" in result.stdout
+    assert "note:" not in result.stdout
     front, body = card_parts(out)
     assert front["pretty_name"] == "From the option" and front["license"] == "cc0-1.0" and "demo" in front["tags"]
     assert "- version: 2.0.0" in body and "- published: 2026-12-01" in body
     assert json.loads((out / "croissant.json").read_text())["datePublished"] == "2026-12-01"
+
+
+def test_an_asset_manifest_gone_since_rendering_is_said_in_the_card_and_on_the_console(tmp_path):
+    job = rf.write_job(tmp_path / "farm", rf.distractor_plan(), prefix="p", objects_manifest=tmp_path / "gone.json",
+                       tasks={"distractor": 0}, num_tasks=1, dropped={})
+    result = _run(str(job), "--out", str(tmp_path / "rel"), "--license", "MIT")
+    assert result.exit_code == 0, result.output
+    assert f"note: set farm: the objects manifest {tmp_path / 'gone.json'} was not found" in result.stdout
+    assets = rf.markdown_tables(card_parts(tmp_path / "rel")[1])["Set `farm`"]
+    objects = next(r for r in assets if r[0] == "objects")
+    assert objects[2] == "not found when publishing" and objects[4] == "2 used"  # d0, d1
+    backgrounds = next(r for r in assets if r[0] == "backgrounds")  # none configured: the built-in demo set's
+    assert backgrounds[1].startswith("blurgen_demo_backgrounds") and "built-in demo_backgrounds" in backgrounds[1]
+    assert backgrounds[4] == "3 used (3 not in this manifest)"  # the fixture's bg0..bg2 are not demo ids

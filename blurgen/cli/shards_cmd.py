@@ -220,6 +220,8 @@ def publish(folders: tuple[str, ...], out: Path, name: str | None, license_id: s
     result = publish_release(list(folders), out, config)
     how = f"{result.linked} hard-linked, {result.shards - result.linked} copied"
     click.echo(f"published {result.samples} samples in {result.shards} shards ({how}) to {result.out}")
+    for note in result.notes:
+        click.echo(f"note: {note}")
 
 
 @shards.command()

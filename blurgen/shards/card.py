@@ -159,8 +159,9 @@ def _asset_table(assets: Sequence[AssetRecord]) -> str:
                          "–", "–"])
             continue
         licenses = "; ".join(f"{lic} ({n})" for lic, n in a.licenses.items()) or "–"
+        used = f"{a.used} used" + (f" ({a.unlisted} not in this manifest)" if a.unlisted else "")
         rows.append([a.role, f"{a.name} {a.version} (`{a.configured}`)", f"`{a.sha256}`",
-                     str(a.assets), f"{a.used} used", licenses, "; ".join(a.attributions) or "–"])
+                     str(a.assets), used, licenses, "; ".join(a.attributions) or "–"])
     return markdown_table(["assets", "manifest", "sha256", "listed", "in this set", "licence (assets)",
                            "attribution"], rows).rstrip("\n")
 

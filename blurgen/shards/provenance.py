@@ -37,7 +37,8 @@ class AssetRecord:
     version: str = ""
     sha256: str = ""
     assets: int = 0                # assets the manifest lists
-    used: int = 0                  # of them, in the set's samples
+    used: int = 0                  # distinct ids in the set's samples
+    unlisted: int = 0              # of those, ids the manifest does not list (another manifest?)
     licenses: dict[str, int] = field(default_factory=dict)        # licence -> assets used
     attributions: tuple[str, ...] = ()                            # metadata "attribution" of used assets
 
@@ -129,6 +130,6 @@ def _assets(schema: str, config: Mapping[str, Any], folder: Path) -> tuple[Asset
         attributions = sorted({str(assets[i].get("metadata", {}).get("attribution")) for i in used
                                if i in assets and assets[i].get("metadata", {}).get("attribution")})
         records.append(AssetRecord(role, label, True, str(manifest.get("name", "")), str(manifest.get("version", "")),
-                                   sha256_file(path), len(assets), len(used), dict(sorted(licenses.items())),
-                                   tuple(attributions)))
+                                   sha256_file(path), len(assets), len(used), len(used - set(assets)),
+                                   dict(sorted(licenses.items())), tuple(attributions)))
     return tuple(records)

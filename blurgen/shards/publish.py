@@ -38,7 +38,7 @@ from blurgen.shards.croissant import croissant_document, croissant_text
 from blurgen.shards.generators import BLURGEN_BIBTEX, generator_info
 from blurgen.shards.licenses import License, get_license
 from blurgen.shards.manifest import MANIFEST_NAME, build_manifest, make_entry, read_manifest, sha256_file
-from blurgen.shards.provenance import read_set
+from blurgen.shards.provenance import SetRecord, read_set
 from blurgen.shards.publish_config import PublishConfig
 from blurgen.shards.reader import ShardDataset, shard_fields
 from blurgen.shards.release import (CARD_NAME, CROISSANT_NAME, DATA_DIR, PREVIEWS_DIR, SET_NAME, SUMS_NAME,
@@ -62,7 +62,8 @@ class PublishResult:
     out: Path
     shards: int
     samples: int
-    linked: int   # shards hard-linked from their input (the rest were copied)
+    linked: int              # shards hard-linked from their input (the rest were copied)
+    notes: tuple[str, ...]   # what the maintainer should look at (the card says the same)
 
 
 def parse_inputs(inputs: Sequence[str | Path] | Mapping[str, str | Path]) -> list[InputSet]:
@@ -116,8 +117,10 @@ def publish(inputs: Sequence[str | Path] | Mapping[str, str | Path], out: str | 
     schema_name = _check_compatible(sets)
     with staged_folder(out) as staging:
         files, linked = _place_shards(sets, staging / DATA_DIR, config.link, progress)
-        _write_release(staging, sets, files, schema_name, license, config)
-    return PublishResult(out, len(files), sum(f.samples for f in files), linked)
+        records = _write_release(staging, sets, files, schema_name, license, config)
+    notes = tuple(f"set {r.name}: the {a.role} manifest {a.configured} was not found: the card cannot give "
+                  "its sha256 and licences" for r in records for a in r.assets if not a.found)
+    return PublishResult(out, len(files), sum(f.samples for f in files), linked, notes)
 
 
 def _checked_options(config: PublishConfig) -> License:
@@ -157,9 +160,10 @@ def _check_compatible(sets: Sequence[InputSet]) -> str:
             raise BlurgenError(f"{s.folder} mixes shard schemas ({', '.join(names)}): one release holds one schema")
         schemas[s.name] = names[0]
     if len(set(schemas.values())) > 1:
-        a, b = sorted(schemas.items(), key=lambda kv: kv[1])[0], sorted(schemas.items(), key=lambda kv: kv[1])[-1]
-        raise BlurgenError(f"inputs of different schemas cannot share a release: {a[0]} is {a[1]}, "
-                           f"{b[0]} is {b[1]}")
+        (a, schema_a), (b, schema_b) = (min(schemas.items(), key=lambda kv: kv[1]),
+                                        max(schemas.items(), key=lambda kv: kv[1]))
+        raise BlurgenError(f"inputs of different schemas cannot share a release: {a} is {schema_a}, "
+                           f"{b} is {schema_b}")
     datasets = {s.name: ShardDataset(s.folder) for s in sets}
     reference = None
     for s in sets:
@@ -232,8 +236,8 @@ def _place_shards(sets: Sequence[InputSet], data: Path, link: bool,
                                  e["sha256"]))
     manifest = build_manifest(entries)
     atomic_write_text(data / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
-    order = [e["file"] for e in manifest["shards"]]
-    files.sort(key=lambda f: order.index(f.path.split("/", 1)[1]))
+    rank = {f"{DATA_DIR}/{e['file']}": k for k, e in enumerate(manifest["shards"])}
+    files.sort(key=lambda f: rank[f.path])
     return files, linked
 
 
@@ -254,7 +258,8 @@ def _place(src: Path, dst: Path, link: bool, sha256: str) -> bool:
 
 
 def _write_release(root: Path, sets: Sequence[InputSet], files: list[ReleaseFile], schema_name: str,
-                   license: License, config: PublishConfig) -> None:
+                   license: License, config: PublishConfig) -> tuple[SetRecord, ...]:
+    """Everything but the shards: previews, card, Croissant, sums; returns the sets' records."""
     data = root / DATA_DIR
     records = tuple(read_set(s.name, s.folder) for s in sets)
     present = [f.name for f in shard_fields(next(root / f.path for f in files if f.samples))]
@@ -274,6 +279,7 @@ def _write_release(root: Path, sets: Sequence[InputSet], files: list[ReleaseFile
                              (f"{DATA_DIR}/{MANIFEST_NAME}", manifest_path.stat().st_size, sha256_file(manifest_path)))
     atomic_write_text(root / CROISSANT_NAME, croissant_text(doc))
     write_sums(root, files)
+    return records
 
 
 def write_previews(root: Path, schema_name: str, splits: Sequence[str], files: Sequence[ReleaseFile],

@@ -32,7 +32,7 @@ class PublishConfig:
     version: str = option("1.0.0", "the release's version")
     date_published: str | None = option(None, "publication date, ISO 8601 (2026-12-01); null: no date, "
                                               "so that a re-run gives the same bytes")
-    tags: list[str] = option((), "tags added to the card's front matter beside blurgen's own")
+    tags: tuple[str, ...] = option((), "tags added to the card's front matter beside blurgen's own")
     link: bool = option(True, "hard-link the shards into the release where the file system allows "
                               "(no copy; both names share one file), else copy; false: always copy")
     preview: PreviewSection = option(doc="the contact sheets in previews/", default_factory=PreviewSection)
