@@ -149,6 +149,8 @@ def test_verify_and_the_dataset_read_the_release_root(release):
     assert sorted(dataset.column("sample_id")) == sorted(ids)
     result = CliRunner().invoke(main, ["shards", "stats", str(release)])
     assert result.exit_code == 0 and "distractor" in result.stdout
+    result = CliRunner().invoke(main, ["shards", "info", str(release)])
+    assert result.exit_code == 0 and "samples:   57 (distractor 12, test 18, train 18, val 9)" in result.stdout
 
 
 def test_a_flipped_byte_in_a_release_is_caught(inputs, tmp_path):

@@ -55,7 +55,7 @@ def verify(ctx: click.Context, folder: Path) -> None:
     Exits with 1 when anything is wrong, naming each bad shard and why.
     """
     _require_folder(folder)
-    with tqdm(total=len(list_shard_files(folder)), unit="shard", desc="verify", disable=None,
+    with tqdm(total=len(list_shard_files(shard_folder(folder))), unit="shard", desc="verify", disable=None,
               leave=False) as bar:
         def advance(name: str) -> None:
             bar.set_postfix_str(name, refresh=False)
