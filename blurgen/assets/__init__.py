@@ -1,4 +1,4 @@
-"""Assets: manifests, ShapeNet and background scanners, and the built-in demo set.
+"""Assets: manifests, ShapeNet, mesh-folder and background scanners, and the built-in demo set.
 
 The public names are imported lazily (PEP 562), so that importing a light submodule such as
 ``blurgen.assets.config`` (the CLI does, at start-up) does not pull in OpenCV and the generators.
@@ -16,6 +16,7 @@ _EXPORTS = {
     "demo_assets": "blurgen.assets.demo",
     "make_demo_assets": "blurgen.assets.demo",
     "scan_backgrounds": "blurgen.assets.backgrounds_scan",
+    "scan_meshes": "blurgen.assets.mesh_scan",
     "scan_shapenet": "blurgen.assets.shapenet_scan",
 }
 

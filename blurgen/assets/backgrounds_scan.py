@@ -15,6 +15,7 @@ are needed only inside candidate groups.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 from collections import Counter
@@ -24,6 +25,7 @@ from typing import Any, Iterable, Sequence
 import cv2
 import numpy as np
 
+from blurgen.assets.batches import scan_in_batches
 from blurgen.assets.image_header import header_size
 from blurgen.assets.manifest import AssetManifest
 from blurgen.errors import BlurgenError
@@ -182,28 +184,15 @@ class BackgroundScan:
     groups: list[DuplicateGroup]
 
 
-def _scan_batch(root: str, rels: Sequence[str], min_width: int, min_height: int) -> list[dict[str, Any]]:
+def _scan_batch(root: str, min_width: int, min_height: int, rels: Sequence[str]) -> list[dict[str, Any]]:
     return [scan_image(Path(root) / rel, min_width, min_height) for rel in rels]
 
 
 def _scan_all(root: Path, rels: list[str], min_width: int, min_height: int, jobs: int,
               progress: bool) -> list[dict[str, Any]]:
-    from tqdm import tqdm
-
-    batches = [rels[i:i + BATCH_SIZE] for i in range(0, len(rels), BATCH_SIZE)]
-    if jobs == 1:
-        results: Iterable[list] = (_scan_batch(str(root), b, min_width, min_height) for b in batches)
-    else:
-        from joblib import Parallel, delayed
-
-        results = Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_scan_batch)(str(root), b, min_width, min_height) for b in batches)
-    metas: list[dict[str, Any]] = []
-    with tqdm(total=len(rels), unit="image", desc="scan backgrounds", disable=not progress) as bar:
-        for batch in results:
-            metas.extend(batch)
-            bar.update(len(batch))
-    return metas
+    scan_batch = functools.partial(_scan_batch, str(root), min_width, min_height)
+    return list(scan_in_batches(scan_batch, rels, batch_size=BATCH_SIZE, jobs=jobs, progress=progress,
+                                desc="scan backgrounds", unit="image"))
 
 
 def asset_ids(rels: Sequence[str]) -> list[str]:

@@ -3,13 +3,20 @@
 ShapeNetCore v2 holds ~57k OBJ files, tens of GB in all, some with millions of faces. Parsing
 them (or loading them with trimesh) would take hours and gigabytes; counting the lines that
 start with ``v`` and ``f`` in fixed-size binary chunks takes seconds per GB and constant memory.
+The bounding box is reduced chunk by chunk from the ``v`` lines alone (only whole lines are
+parsed; a line cut by a chunk's end waits for the next chunk), so memory stays one chunk.
 The small MTL file is parsed to find the textures it names.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from blurgen.assets.bounds import Bounds
 
 DEFAULT_CHUNK_SIZE = 1 << 20
 HEADER_BYTES = 64 * 1024  # ShapeNet's mtllib line sits in the first few lines
@@ -18,6 +25,8 @@ HEADER_BYTES = 64 * 1024  # ShapeNet's mtllib line sits in the first few lines
 _VERTEX_TOKENS = (b"\nv ", b"\nv\t")
 _FACE_TOKENS = (b"\nf ", b"\nf\t")
 _TOKEN_LEN = 3
+# The rest of each vertex line ("v x y z [w]" or "v x y z r g b"): only the first three count.
+_VERTEX_LINE = re.compile(rb"^v[ \t]([^\n]*)", re.M)
 
 # MTL statements whose argument is an image file, and how many values each option takes.
 _MAP_KEYWORDS = {"map_ka", "map_kd", "map_ks", "map_ke", "map_ns", "map_d", "map_bump", "bump",
@@ -34,10 +43,12 @@ class ObjCounts:
     faces: int
     binary: bool  # NUL bytes: not a text OBJ
     mtllibs: tuple[str, ...]
+    bounds: Bounds | None = None  # box of the v lines' x, y, z; None without (readable) vertices
+    bad_vertices: bool = False  # a v line without three numbers
 
 
 def count_obj(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjCounts:
-    """Count vertex and face lines of an OBJ by streaming it in ``chunk_size``-byte chunks.
+    """Count vertex and face lines of an OBJ, and box its vertices, streaming ``chunk_size`` bytes at a time.
 
     Each buffer searched is the last ``len(token) - 1`` bytes of the previous one plus the new
     chunk: a token split across a chunk boundary is found exactly once, and one that lies wholly
@@ -49,6 +60,7 @@ def count_obj(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjCoun
     binary = False
     tail = b"\n"  # the first line starts at a virtual newline
     header = bytearray()
+    box = _VertexBox()
     with open(path, "rb") as fh:
         while True:
             chunk = fh.read(chunk_size)
@@ -61,7 +73,42 @@ def count_obj(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjCoun
             faces += sum(buf.count(t) for t in _FACE_TOKENS)
             binary = binary or b"\0" in chunk
             tail = buf[-(_TOKEN_LEN - 1):]
-    return ObjCounts(vertices, faces, binary, _mtllibs(bytes(header)))
+            if not binary:
+                box.feed(chunk)
+    if not binary:
+        box.feed(b"\n")  # the last line may have no newline
+    return ObjCounts(vertices, faces, binary, _mtllibs(bytes(header)), box.bounds, box.bad)
+
+
+class _VertexBox:
+    """The running bounding box of the ``v`` lines of a byte stream fed in arbitrary pieces."""
+
+    def __init__(self) -> None:
+        self.pending = b""  # the start of a line the next piece completes
+        self.bounds: Bounds | None = None
+        self.bad = False
+
+    def feed(self, piece: bytes) -> None:
+        data = self.pending + piece
+        end = data.rfind(b"\n") + 1
+        self.pending = data[end:]
+        if self.bad or end == 0:
+            return
+        lines = _VERTEX_LINE.findall(data, 0, end)
+        if not lines:
+            return
+        tokens = b" ".join(lines).split()
+        if len(tokens) != 3 * len(lines):  # some lines carry w or a colour: take x, y, z of each
+            tokens = [t for line in lines for t in line.split()[:3]]
+            if len(tokens) != 3 * len(lines):
+                self.bad = True
+                return
+        try:
+            points = np.array(tokens).astype(np.float64).reshape(-1, 3)
+        except ValueError:
+            self.bad = True
+            return
+        self.bounds = Bounds.of_points(points).union(self.bounds)
 
 
 def _mtllibs(header: bytes) -> tuple[str, ...]:

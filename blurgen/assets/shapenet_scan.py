@@ -16,14 +16,17 @@ tree, and joblib spreads the models over processes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
+from blurgen.assets.batches import scan_in_batches
 from blurgen.assets.manifest import AssetManifest
-from blurgen.assets.obj_stats import DEFAULT_CHUNK_SIZE, count_obj, mtl_textures, resolve_texture
+from blurgen.assets.mesh_checks import REASON_KINDS, obj_facts, reason_kind
+from blurgen.assets.obj_stats import DEFAULT_CHUNK_SIZE
 from blurgen.errors import BlurgenError
 
 MANIFEST_NAME = "shapenet_core_v2"
@@ -35,11 +38,6 @@ TELEPHONE = "04401088"
 DEFAULT_EXCLUDE = (TELEPHONE,)  # the blur-retrieval paper: top 40 by textured count, minus telephone
 DEFAULT_MAX_FACES = 200_000
 BATCH_SIZE = 64  # models per joblib task: amortises process overhead, keeps the bar moving
-
-# Reasons, in the order they are checked; a model gets the first that applies. The summary
-# groups by the text before " (".
-REASON_KINDS = ("no OBJ", "unreadable OBJ", "unparsable OBJ", "empty OBJ", "MTL missing",
-                "textures missing", "huge mesh")
 
 
 def read_taxonomy(root: Path) -> dict[str, str]:
@@ -62,49 +60,18 @@ def read_taxonomy(root: Path) -> dict[str, str]:
 
 def scan_model(model_dir: Path, category_name: str, max_faces: int | None = DEFAULT_MAX_FACES,
                chunk_size: int = DEFAULT_CHUNK_SIZE) -> dict[str, Any]:
-    """Metadata of one model folder: counts, textured flag, textures, and ``broken`` (reason or None)."""
+    """Metadata of one model folder: counts, bounds, textured flag, textures, and ``broken`` (reason or None)."""
     obj = model_dir / OBJ_RELPATH
     meta: dict[str, Any] = {"category_name": category_name, "model_id": model_dir.name,
                             "vertices": 0, "faces": 0, "textured": (model_dir / "images").is_dir(),
                             "textures": [], "missing_textures": [], "textures_ok": False,
-                            "broken": None}
+                            "bounds": None, "broken": None}
     if not obj.is_file():
         meta["broken"] = f"no OBJ ({OBJ_RELPATH})"
         return meta
-    try:
-        counts = count_obj(obj, chunk_size)
-    except OSError as exc:
-        meta["broken"] = f"unreadable OBJ ({exc.strerror or type(exc).__name__})"
-        return meta
-    meta["vertices"], meta["faces"] = counts.vertices, counts.faces
-    mtl_name = counts.mtllibs[0] if counts.mtllibs else DEFAULT_MTL
-    mtl = obj.parent / mtl_name.replace("\\", "/")
-    textures: list[str] = []
-    if mtl.is_file():
-        try:
-            textures = mtl_textures(mtl)
-        except OSError:
-            textures = []
-    missing = [t for t in textures if not resolve_texture(mtl, t).is_file()]
-    meta.update(textures=textures, missing_textures=missing, textures_ok=mtl.is_file() and not missing)
-    if counts.binary:
-        meta["broken"] = "unparsable OBJ (binary data)"
-    elif counts.faces and not counts.vertices:
-        meta["broken"] = "unparsable OBJ (faces but no vertices)"
-    elif counts.faces == 0:
-        meta["broken"] = "empty OBJ (no faces)"
-    elif not mtl.is_file():
-        meta["broken"] = f"MTL missing ({mtl_name})"
-    elif missing:
-        meta["broken"] = f"textures missing ({len(missing)} of {len(textures)})"
-    elif max_faces and counts.faces > max_faces:
-        meta["broken"] = f"huge mesh ({counts.faces} faces)"
+    facts = obj_facts(obj, max_faces, chunk_size, default_mtl=DEFAULT_MTL)
+    meta.update({key: facts[key] for key in meta if key in facts})
     return meta
-
-
-def reason_kind(reason: str) -> str:
-    """The summary bucket of a ``broken`` reason: its text before ' ('."""
-    return reason.split(" (", 1)[0]
 
 
 def find_models(root: Path, synsets: Iterable[str]) -> list[tuple[str, str]]:
@@ -145,31 +112,10 @@ class ShapeNetScan:
     excluded: list[str]
 
 
-def _scan_batch(root: str, batch: Sequence[tuple[str, str]], names: dict[str, str],
-                max_faces: int | None, chunk_size: int) -> list[tuple[str, str, dict[str, Any]]]:
+def _scan_batch(root: str, names: dict[str, str], max_faces: int | None, chunk_size: int,
+                batch: Sequence[tuple[str, str]]) -> list[tuple[str, str, dict[str, Any]]]:
     base = Path(root)
     return [(s, m, scan_model(base / s / m, names.get(s, s), max_faces, chunk_size)) for s, m in batch]
-
-
-def _scan_all(root: Path, models: list[tuple[str, str]], names: dict[str, str], max_faces: int | None,
-              jobs: int, progress: bool, chunk_size: int) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    from tqdm import tqdm
-
-    batches = [models[i:i + BATCH_SIZE] for i in range(0, len(models), BATCH_SIZE)]
-    bar = tqdm(total=len(models), unit="model", desc="scan ShapeNet", disable=not progress)
-    if jobs == 1:
-        results: Iterable[list] = (_scan_batch(str(root), b, names, max_faces, chunk_size) for b in batches)
-    else:
-        from joblib import Parallel, delayed
-
-        # Ordered generator: results stream back as batches finish, so the bar moves and
-        # nothing beyond the small per-model records is ever held.
-        results = Parallel(n_jobs=jobs, return_as="generator")(
-            delayed(_scan_batch)(str(root), b, names, max_faces, chunk_size) for b in batches)
-    with bar:
-        for records in results:
-            yield from records
-            bar.update(len(records))
 
 
 def scan_shapenet(
@@ -201,7 +147,9 @@ def scan_shapenet(
         raise BlurgenError(f"--top-categories must be >= 1, got {top_categories}")
 
     assets: dict[str, dict[str, Any]] = {}
-    for synset, model_id, meta in _scan_all(root, models, names, max_faces, jobs, progress, chunk_size):
+    scan_batch = functools.partial(_scan_batch, str(root), names, max_faces, chunk_size)
+    for synset, model_id, meta in scan_in_batches(scan_batch, models, batch_size=BATCH_SIZE, jobs=jobs,
+                                                  progress=progress, desc="scan ShapeNet", unit="model"):
         assets[f"{synset}_{model_id}"] = {
             "category": synset, "path": f"{synset}/{model_id}/{OBJ_RELPATH}",
             "license": LICENSE, "metadata": meta}
@@ -231,10 +179,11 @@ def summarize(assets: dict[str, dict[str, Any]], names: dict[str, str]) -> list[
     return [rows[s] for s in sorted(rows)]
 
 
-def format_summary(scan: ShapeNetScan) -> str:
+def format_summary(scan: ShapeNetScan | Any) -> str:
     """A plain-text table: one line per category (rank order), totals, exclusions."""
-    kinds = [k for k in REASON_KINDS if any(k in r.broken for r in scan.summary)]
-    head = ["synset", "name", "models", "textured", "usable", "kept"] + kinds
+    present = {k for r in scan.summary for k in r.broken}
+    kinds = [k for k in REASON_KINDS if k in present] + sorted(present - set(REASON_KINDS))
+    head = ["category", "name", "models", "textured", "usable", "kept"] + kinds
     rows = [[r.synset, r.name[:20], str(r.models), str(r.textured), str(r.usable_textured),
              "yes" if r.kept else "no"] + [str(r.broken.get(k, 0)) for k in kinds] for r in scan.summary]
     total: Counter = Counter()

@@ -1,4 +1,4 @@
-"""``blurgen assets``: scan ShapeNet and background folders into manifests; make the demo set.
+"""``blurgen assets``: scan ShapeNet, mesh and background folders into manifests; make the demo set.
 
 Thin wrappers over :mod:`blurgen.assets`; the heavy imports happen inside the commands so that
 ``blurgen --help`` stays quick.
@@ -25,7 +25,7 @@ def _check_jobs(jobs: int) -> int:
 
 @click.group()
 def assets() -> None:
-    """Scan ShapeNet and background folders; make the built-in demo assets."""
+    """Scan ShapeNet, mesh and background folders; make the built-in demo assets."""
 
 
 @assets.command("scan-shapenet")
@@ -48,6 +48,35 @@ def scan_shapenet_cmd(root: Path, out: Path, top_categories: int | None, exclude
     excluded = [] if [e.lower() for e in exclude] == ["none"] else list(exclude)
     scan = scan_shapenet(root, top_categories=top_categories, exclude_synsets=excluded,
                          max_faces=max_faces or None, jobs=_check_jobs(jobs), progress=True)
+    scan.manifest.save(out)
+    click.echo(format_summary(scan))
+    broken = sum(1 for i in scan.manifest.ids() if scan.manifest.problem(i))
+    click.echo(f"wrote {out}: {len(scan.manifest)} models in {len(scan.manifest.categories())} categories "
+               f"({broken} flagged broken)")
+
+
+@assets.command("scan-meshes")
+@click.option("--root", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder of meshes (.obj, .glb, .gltf, .ply) in any layout: <category>/<name>.<ext>, "
+                   "or one folder per model as Google Scanned Objects and Objaverse come.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Manifest JSON to write.")
+@click.option("--category", default=None,
+              help="One category for every model (a collection without categories); default: the "
+                   "first folder below --root.")
+@click.option("--license", "license_", default="unknown: see the collection's terms", show_default=True,
+              help="Licence recorded for every model.")
+@click.option("--max-faces", type=click.IntRange(min=0), default=200_000, show_default=True,
+              help="Flag models with more faces as 'huge mesh'; 0 means no limit.")
+@click.option("--jobs", type=int, default=1, show_default=True, help=_JOBS_HELP)
+def scan_meshes_cmd(root: Path, out: Path, category: str | None, license_: str, max_faces: int,
+                    jobs: int) -> None:
+    """Count faces, box the vertices, check textures and flag broken models of a mesh folder."""
+    from blurgen.assets.mesh_scan import scan_meshes
+    from blurgen.assets.shapenet_scan import format_summary
+
+    scan = scan_meshes(root, category=category, max_faces=max_faces or None, license=license_,
+                       jobs=_check_jobs(jobs), progress=True)
     scan.manifest.save(out)
     click.echo(format_summary(scan))
     broken = sum(1 for i in scan.manifest.ids() if scan.manifest.problem(i))
