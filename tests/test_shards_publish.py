@@ -82,13 +82,13 @@ def test_card_tables_equal_the_shards_counts_read_with_h5py(release):
     for title, expected in (("Images per blur level and split", by_split),
                             ("Images per blur level and role (the paper's Table 1 rows)", by_role)):
         header, *body_rows = tables[title]
-        assert header[1:] == [f"BL {lv}" for lv in range(1, 11)] + ["total"]
+        assert header[1:] == ["total"] + [f"BL {lv}" for lv in range(1, 11)]  # the paper's Table 1 layout
         seen = {}
         for row in body_rows:
             seen[row[0]] = [int(c) for c in row[1:]]
         for name, counter in expected.items():
-            assert seen[name] == [counter.get(lv, 0) for lv in range(1, 11)] + [sum(counter.values())], name
-        assert seen["total"][-1] == sum(sum(c.values()) for c in expected.values())
+            assert seen[name] == [sum(counter.values())] + [counter.get(lv, 0) for lv in range(1, 11)], name
+        assert seen["total"][0] == sum(sum(c.values()) for c in expected.values())
     assert set(by_role) == {"query", "database", "distractor"}
 
 
@@ -98,6 +98,7 @@ def test_card_counts_each_tasks_drops_once_and_records_the_asset_licences(releas
     got = {(r[0], r[2]): int(r[3]) for r in drops[1:]}
     # task 0 of the retrieval set wrote two shards holding the same stats: counted once
     assert got == {("retrieval", "small"): 5, ("retrieval", "appearance_change"): 1, ("distractors", "small"): 4}
+    assert all("labels.min_" in r[4] for r in drops[1:])  # why: the filter's rule
     manifest = Path(inputs[0]).parent / "assets" / "objects.json"
     assets = rf.markdown_tables(body)["Set `retrieval`"]
     objects = next(r for r in assets if r[0] == "objects")
@@ -215,7 +216,7 @@ def test_composite_and_flowpairs_cards_count_what_h5py_counts(tmp_path):
                        for inst in json.loads(text))
     assert {(r[0], h): int(c) for r in rows[:-1] for h, c in zip(header[1:-1], r[1:-1])} == coverage
     drops = rf.markdown_tables(card_parts(tmp_path / "c")[1])["What the filters dropped"]
-    assert drops[1] == ["composite", "skipped photos", "unreadable", "1"]  # one task, counted once
+    assert drops[1] == ["composite", "skipped photos", "unreadable", "1", "–"]  # one task, counted once
     assert not (tmp_path / "c" / "previews" / "level-1.png").exists()  # level sheets are for render data
 
     flow = rf.write_simple_job(tmp_path / "flowpairs", "blurgen.flowpairs/1", rf.flowpairs_sample,

@@ -179,10 +179,11 @@ def _composition(card: CardContent) -> str:
 def _drops(card: CardContent) -> str:
     lines = ["## What the filters dropped", "",
              "Generators never drop silently: each task counts what it dropped or skipped, and why.", ""]
-    rows = [[s.name, label, reason, n] for s in card.sets for label, reasons in s.drops.items()
-            for reason, n in reasons.items()]
+    why = card.generator.reasons if card.generator else {}
+    rows = [[s.name, label, reason, n, why.get(reason, "–")] for s in card.sets
+            for label, reasons in s.drops.items() for reason, n in reasons.items()]
     if rows:
-        lines.append(markdown_table(["set", "what", "reason", "count"], rows).rstrip("\n"))
+        lines.append(markdown_table(["set", "what", "reason", "count", "why"], rows).rstrip("\n"))
     else:
         lines.append("Nothing was dropped or skipped.")
     return "\n".join(lines) + "\n"

@@ -39,27 +39,33 @@ class CountTable:
     cells: dict[str, dict[str, int]]
     totals: dict[str, int]
     note: str = ""
+    total_first: bool = False  # the total column right after the row name (the paper's Table 1)
 
     def cell(self, row: str, column: str) -> int:
         return self.cells.get(row, {}).get(column, 0)
 
     def header(self) -> list[str]:
-        return [self.row_label, *self.columns, TOTAL]
+        return self._arrange(self.row_label, list(self.columns), TOTAL)
 
     def body(self) -> list[list[Any]]:
         """The rows as lists of cells, ending in a total row when there are several rows."""
-        rows = [[r, *(self.cell(r, c) for c in self.columns), self.totals.get(r, 0)] for r in self.rows]
+        rows = [self._arrange(r, [self.cell(r, c) for c in self.columns], self.totals.get(r, 0)) for r in self.rows]
         if len(self.rows) > 1:
-            rows.append([TOTAL, *(sum(self.cell(r, c) for r in self.rows) for c in self.columns),
-                         sum(self.totals.get(r, 0) for r in self.rows)])
+            rows.append(self._arrange(TOTAL, [sum(self.cell(r, c) for r in self.rows) for c in self.columns],
+                                      sum(self.totals.get(r, 0) for r in self.rows)))
         return rows
+
+    def _arrange(self, name: Any, cells: list[Any], total: Any) -> list[Any]:
+        return [name, total, *cells] if self.total_first else [name, *cells, total]
 
 
 def from_level_table(title: str, table: LevelTable, note: str = "") -> CountTable:
-    """A split or role table of blur levels as a card table (columns ``BL 1`` ... ``BL 10``)."""
+    """A split or role table of blur levels as a card table in the paper's Table 1 layout: the
+    total, then ``BL 1`` ... ``BL 10``."""
     columns = tuple(f"BL {lv}" for lv in table.levels)
     cells = {r: {f"BL {lv}": n for lv, n in table.counts[r].items()} for r in table.splits}
-    return CountTable(title, table.row_label, columns, table.splits, cells, dict(table.samples), note)
+    return CountTable(title, table.row_label, columns, table.splits, cells, dict(table.samples), note,
+                      total_first=True)
 
 
 def crosstab(title: str, row_label: str, pairs: Iterable[tuple[str, Iterable[str]]],

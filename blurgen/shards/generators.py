@@ -33,6 +33,7 @@ class GeneratorInfo:
     tags: tuple[str, ...]
     wording: str                   # "module:attribute" of the pipeline's job-summary Wording
     limits: Limits = field(default=lambda config: [])
+    reasons: Mapping[str, str] = field(default_factory=dict)  # drop reason -> why (the filter's rule)
 
 
 def _render_limits(config: Mapping[str, Any]) -> list[str]:
@@ -85,7 +86,11 @@ GENERATORS: dict[str, GeneratorInfo] = {
         task_categories=("image-feature-extraction", "object-detection"),
         tags=("motion-blur", "image-retrieval", "synthetic", "blender"),
         wording="blurgen.render.pipeline:WORDING",
-        limits=_render_limits),
+        limits=_render_limits,
+        reasons={"small": "the object covers less than `labels.min_coverage` of the pixels (paper §4.1: 1.5 %)",
+                 "appearance_change": "the silhouettes at the window's first and last instants, aligned at their "
+                                      "centroids, overlap with IoU under `labels.min_iou` (paper §4.1: 0.2)",
+                 "no_support": "nothing of the object is left after eroding its coverage: Eq. 5 is undefined"}),
     "blurgen.composite/1": GeneratorInfo(
         command="blurgen composite",
         what="photos with segmented regions blurred by six physically motivated motion models, with the "
@@ -113,7 +118,14 @@ GENERATORS: dict[str, GeneratorInfo] = {
         task_categories=("image-to-image",),
         tags=("motion-blur", "optical-flow", "synthetic"),
         wording="blurgen.flowpairs.pipeline:WORDING",
-        limits=_flowpairs_limits),
+        limits=_flowpairs_limits,
+        reasons={"scene_cut": "the window spans a cut between shots (colour histograms)",
+                 "large_flow": "the largest flow exceeds `windows.max_flow`",
+                 "small_flow": "the largest flow is under `windows.min_flow`",
+                 "inconsistent_flow": "fewer than `flow.min_valid` of the pixels pass the forward-backward check",
+                 "truncated": "the video ended before its stated frame count (`video.truncated: skip`)",
+                 "large_displacement": "a synthetic pair moves more than `synth.max_displacement` px",
+                 "bad_pair": "a user pair could not be read or used"}),
 }
 
 
