@@ -67,7 +67,7 @@ def file_object(path: str, media_type: str, nbytes: int, sha256: str, descriptio
             "contentUrl": path, "encodingFormat": media_type, "contentSize": f"{nbytes} B", "sha256": sha256}
 
 
-def croissant_document(name: str, description: str, license: License, config: PublishConfig,
+def croissant_document(name: str, description: str, licence: License, config: PublishConfig,
                        citation: str, files: Sequence[ReleaseFile],
                        manifest: tuple[str, int, str]) -> dict[str, Any]:
     """The JSON-LD document. ``manifest`` is ``(path, bytes, sha256)`` of ``data/manifest.json``."""
@@ -77,7 +77,7 @@ def croissant_document(name: str, description: str, license: License, config: Pu
         "conformsTo": CONFORMS_TO,
         "name": name,
         "description": description,
-        "license": license.url,
+        "license": licence.url,
         "version": config.version,
         "citeAs": citation,
         "keywords": ["motion blur", "blurgen", *config.tags],

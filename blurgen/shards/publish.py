@@ -102,7 +102,7 @@ def publish(inputs: Sequence[str | Path] | Mapping[str, str | Path], out: str | 
             config: PublishConfig | None = None, *, progress: bool = True) -> PublishResult:
     """Verify ``inputs`` and write the release folder ``out``; see the module doc."""
     config = config or PublishConfig()
-    license = _checked_options(config)
+    licence = _checked_options(config)
     sets = parse_inputs(inputs)
     try:
         out = refuse_existing(out)
@@ -117,7 +117,7 @@ def publish(inputs: Sequence[str | Path] | Mapping[str, str | Path], out: str | 
     schema_name = _check_compatible(sets)
     with staged_folder(out) as staging:
         files, linked = _place_shards(sets, staging / DATA_DIR, config.link, progress)
-        records = _write_release(staging, sets, files, schema_name, license, config)
+        records = _write_release(staging, sets, files, schema_name, licence, config)
     notes = tuple(f"set {r.name}: the {a.role} manifest {a.configured} was not found: the card cannot give "
                   "its sha256 and licences" for r in records for a in r.assets if not a.found)
     return PublishResult(out, len(files), sum(f.samples for f in files), linked, notes)
@@ -127,14 +127,14 @@ def _checked_options(config: PublishConfig) -> License:
     if not config.license:
         raise BlurgenError("a release needs a licence: give --license SPDX-ID (e.g. CC-BY-4.0) or "
                            "license: in --config")
-    license = get_license(config.license)
+    licence = get_license(config.license)
     if config.date_published is not None:
         try:
             datetime.datetime.fromisoformat(config.date_published)
         except ValueError:
             raise BlurgenError(f"date_published {config.date_published!r} is not an ISO 8601 date "
                                "(e.g. 2026-12-01)") from None
-    return license
+    return licence
 
 
 def _verify(s: InputSet, progress: bool) -> None:
@@ -258,7 +258,7 @@ def _place(src: Path, dst: Path, link: bool, sha256: str) -> bool:
 
 
 def _write_release(root: Path, sets: Sequence[InputSet], files: list[ReleaseFile], schema_name: str,
-                   license: License, config: PublishConfig) -> tuple[SetRecord, ...]:
+                   licence: License, config: PublishConfig) -> tuple[SetRecord, ...]:
     """Everything but the shards: previews, card, Croissant, sums; returns the sets' records."""
     data = root / DATA_DIR
     records = tuple(read_set(s.name, s.folder) for s in sets)
@@ -269,12 +269,12 @@ def _write_release(root: Path, sets: Sequence[InputSet], files: list[ReleaseFile
     splits = level_table(read_manifest(data)).splits
     generator = generator_info(schema_name)
     card = CardContent(
-        name=config.name or "+".join(s.name for s in sets), license=license, config=config, schema=schema,
+        name=config.name or "+".join(s.name for s in sets), license=licence, config=config, schema=schema,
         generator=generator, sets=records, splits=splits, tables=tuple(composition(data, schema_name)),
         files=tuple(files), previews=tuple(write_previews(root, schema_name, splits, files, config)))
     atomic_write_text(root / CARD_NAME, render_card(card))
     manifest_path = data / MANIFEST_NAME
-    doc = croissant_document(card.name, summary_text(card), license, config,
+    doc = croissant_document(card.name, summary_text(card), licence, config,
                              generator.bibtex if generator else BLURGEN_BIBTEX, files,
                              (f"{DATA_DIR}/{MANIFEST_NAME}", manifest_path.stat().st_size, sha256_file(manifest_path)))
     atomic_write_text(root / CROISSANT_NAME, croissant_text(doc))
