@@ -40,10 +40,18 @@ def _fcurves(obj) -> list:
 
 
 def animate(rig: Rig, pose: dict) -> None:
-    """Key the pivot at every instant (LINEAR) and set the base rotation and scale."""
+    """Key the pivot at every instant (LINEAR) and set the base rotation, scale and location."""
     # normalised here, in mathutils' single precision: the numbers Blender's properties hold
-    rig.base.rotation_quaternion = mathutils.Quaternion(pose["base_quat"]).normalized()
-    rig.base.scale = (pose["scale"],) * 3
+    quat = mathutils.Quaternion(pose["base_quat"]).normalized()
+    rig.base.rotation_quaternion = quat
+    if pose["normalise"] is None:  # normalised already: exactly the transform of old
+        rig.base.scale = (pose["scale"],) * 3
+        rig.base.location = (0.0, 0.0, 0.0)
+    else:  # base = R(quat) · S(scale / diagonal) · T(-centre): centred, unit diagonal, then scaled
+        centre, diagonal = pose["normalise"]
+        k = pose["scale"] / diagonal
+        rig.base.scale = (k,) * 3
+        rig.base.location = -k * (quat @ mathutils.Vector(centre))
     pivot = rig.pivot
     pivot.animation_data_clear()
     ax, ay, az = mathutils.Vector(pose["axis"]).normalized()

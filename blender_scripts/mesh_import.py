@@ -1,10 +1,14 @@
-"""Importing each object once per process: OBJ files into a rig the renders animate.
+"""Importing each object once per process: OBJ, glTF/GLB and PLY files into a rig the renders animate.
 
-A mesh is imported with no axis conversion (object coordinates stay the file's raw vertex
-coordinates), checked for the defects that would render wrong (no faces, a missing material
-library, a texture that does not load: Cycles would render it magenta) and hung below two
-empties: pivot (the trajectory's motion) -> base (base rotation, scale) -> meshes. Runs inside
-Blender.
+Each format goes through its own Blender importer, and the object coordinates are always the
+file's own: OBJ and PLY are imported with no axis conversion; glTF's importer turns +Y up into
+Blender's +Z up and places each mesh by its node tree, and both are folded back into the mesh
+data (each mesh's vertices are moved by ``GLTF_TO_FILE @ matrix_world``), so a glTF's object
+coordinates are its scene's coordinates as stored. A PLY's per-vertex colours (or the image its
+``comment TextureFile`` names) become its material. The meshes are checked for the defects that
+would render wrong (no faces, a missing material library, a texture that does not load: Cycles
+would render it magenta) and hung below two empties: pivot (the trajectory's motion) -> base
+(base rotation, scale, the normalisation) -> meshes. Runs inside Blender.
 """
 
 from __future__ import annotations
@@ -16,6 +20,10 @@ import bpy
 import mathutils
 
 from trajectory_job import ItemError
+
+# glTF stores +Y up; Blender's importer maps a point (x, y, z) to (x, -z, y). This is the inverse.
+GLTF_TO_FILE = mathutils.Matrix(((1, 0, 0, 0), (0, 0, 1, 0), (0, -1, 0, 0), (0, 0, 0, 1)))
+MESH_FORMATS = (".obj", ".gltf", ".glb", ".ply")
 
 
 class Rig:
@@ -52,14 +60,15 @@ def _cleanup(objects) -> None:
             collection.remove(block)
 
 
-def _check_imported(obj_path: str, objects) -> None:
+def _check_imported(path: str, objects) -> None:
     """Raise ItemError for the defects that would otherwise render wrong (no faces, pink, grey)."""
     meshes = [o for o in objects if o.type == "MESH"]
     if not meshes or sum(len(o.data.polygons) for o in meshes) == 0:
         raise ItemError("mesh has no faces")
-    for mtl in _referenced_mtl_files(obj_path):
-        if not os.path.isfile(mtl):
-            raise ItemError(f"material library missing: {mtl}")
+    if path.lower().endswith(".obj"):
+        for mtl in _referenced_mtl_files(path):
+            if not os.path.isfile(mtl):
+                raise ItemError(f"material library missing: {mtl}")
     for o in meshes:
         for mat in o.data.materials:
             if mat is None or mat.node_tree is None:
@@ -98,13 +107,12 @@ class MeshCache:
     def _import(self, path: str) -> Rig:
         if not os.path.isfile(path):
             raise ItemError(f"mesh file not found: {path}")
+        suffix = os.path.splitext(path)[1].lower()
+        if suffix not in MESH_FORMATS:
+            raise ItemError(f"not a mesh format blurgen renders ({', '.join(MESH_FORMATS)}): {path}")
         before = set(bpy.data.objects)
         try:
-            # forward Y / up Z are Blender's own axes: no axis conversion, so object coordinates
-            # stay the file's raw coordinates (ShapeNet's +Y up stays +Y).
-            bpy.ops.wm.obj_import(filepath=path, forward_axis="Y", up_axis="Z", global_scale=1.0,
-                                  clamp_size=0.0, use_split_objects=False, use_split_groups=False,
-                                  validate_meshes=True)
+            _import_file(path, suffix)
         except RuntimeError as exc:
             _cleanup([o for o in bpy.data.objects if o not in before])
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unknown error"
@@ -112,6 +120,10 @@ class MeshCache:
         new = [o for o in bpy.data.objects if o not in before]
         try:
             _check_imported(path, new)
+            if suffix in (".gltf", ".glb"):
+                _bake_scene_transforms(new)
+            elif suffix == ".ply":
+                _ply_material(path, [o for o in new if o.type == "MESH"])
         except ItemError:
             _cleanup(new)
             raise
@@ -133,3 +145,78 @@ class MeshCache:
             # Rigid motion only: skip Cycles' per-step check for deformation.
             o.cycles.use_deform_motion = False
         return Rig(pivot, base, meshes)
+
+
+def _import_file(path: str, suffix: str) -> None:
+    """Run the format's own importer (RuntimeError when it fails)."""
+    if suffix == ".obj":
+        # forward Y / up Z are Blender's own axes: no axis conversion, so object coordinates
+        # stay the file's raw coordinates (ShapeNet's +Y up stays +Y).
+        bpy.ops.wm.obj_import(filepath=path, forward_axis="Y", up_axis="Z", global_scale=1.0,
+                              clamp_size=0.0, use_split_objects=False, use_split_groups=False,
+                              validate_meshes=True)
+    elif suffix == ".ply":
+        bpy.ops.wm.ply_import(filepath=path, forward_axis="Y", up_axis="Z", global_scale=1.0,
+                              use_scene_unit=False, merge_verts=False, import_colors="SRGB")
+    else:  # glTF's importer has no axis option: _bake_scene_transforms undoes its conversion
+        bpy.ops.import_scene.gltf(filepath=path, import_shading="NORMALS", merge_vertices=False,
+                                  import_scene_as_collection=False)
+
+
+def _bake_scene_transforms(objects) -> None:
+    """Move each mesh's vertices into the glTF scene's own coordinates; leave it unplaced."""
+    bpy.context.view_layer.update()  # matrix_world of the imported hierarchy
+    identity = mathutils.Matrix.Identity(4)
+    placed = [(o, GLTF_TO_FILE @ o.matrix_world) for o in objects if o.type == "MESH"]
+    for o, to_file in placed:
+        o.parent = None
+        o.matrix_basis = identity
+        if to_file == identity:
+            continue
+        if o.data.users > 1:  # one mesh placed by several nodes: each gets its own copy
+            o.data = o.data.copy()
+        o.data.transform(to_file)
+        if to_file.determinant() < 0:  # a mirroring node: keep the faces wound outwards
+            o.data.flip_normals()
+
+
+def _ply_texture(path: str) -> str | None:
+    """The image a PLY header names (``comment TextureFile NAME``), resolved beside the file."""
+    with open(path, "rb") as fh:
+        for _ in range(200):
+            words = fh.readline().decode("latin-1").split()
+            if not words or words[0] == "end_header":
+                break
+            if words[0] == "comment" and len(words) >= 3 and words[1].lower() == "texturefile":
+                return os.path.join(os.path.dirname(path), " ".join(words[2:]).replace("\\", "/"))
+    return None
+
+
+def _ply_material(path: str, meshes) -> None:
+    """A material from the PLY's texture (with its UVs) or its per-vertex colours, if it has either."""
+    texture = _ply_texture(path)
+    for o in meshes:
+        if o.data.materials:
+            continue
+        mat = bpy.data.materials.new(f"blurgen_ply_{o.name}")
+        if mat.node_tree is None:
+            mat.use_nodes = True
+        nodes, links = mat.node_tree.nodes, mat.node_tree.links
+        bsdf = next(n for n in nodes if n.type == "BSDF_PRINCIPLED")
+        if texture is not None and o.data.uv_layers:
+            node = nodes.new("ShaderNodeTexImage")
+            try:
+                node.image = bpy.data.images.load(texture, check_existing=True)
+            except RuntimeError:
+                node.image = None
+            if node.image is None or node.image.size[0] == 0:  # Cycles would render it magenta
+                raise ItemError(f"texture failed to load: {os.path.normpath(texture)}")
+            links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+        elif o.data.color_attributes:
+            node = nodes.new("ShaderNodeVertexColor")
+            node.layer_name = o.data.color_attributes[0].name
+            links.new(node.outputs["Color"], bsdf.inputs["Base Color"])
+        else:
+            bpy.data.materials.remove(mat)
+            continue
+        o.data.materials.append(mat)

@@ -18,6 +18,7 @@ Job JSON (written by the parent; keys marked * are optional)::
      "items": [{"item_id": 17, "mesh": "/abs/model_normalized.obj", "out": "/abs/item-17.npz",
                 "scale": 0.8, "positions": [[x, y, z] * 24], "axis": [ax, ay, az],
                 "angles": [24 radians], "base_quat": [w, x, y, z], "seed": 12345,
+                "normalise"*: {"center": [cx, cy, cz], "diagonal": d},
                 "renders": {"sub_intervals": true, "sharp": true, "silhouettes": true,
                             "windows"*: [[start, count], ...], "coords"*: false}}, ...],
      "_test_crash_after"*: n}
@@ -30,14 +31,20 @@ Conventions (the parent's projection code relies on every one of them):
   ``u = W/2 + f * X / -Z``, ``v = H/2 - f * Y / -Z`` with ``f = focal_mm / sensor_width_mm * W``,
   u to the right from the left image edge, v down from the top edge; pixel (row r, column c)
   covers [c, c+1) x [r, r+1), so its centre is at (c + 0.5, r + 0.5).
-* Object coordinates are the OBJ file's raw vertex coordinates: the importer runs with
+* Object coordinates are the mesh file's raw vertex coordinates, whatever its format
+  (``.obj``, ``.gltf``/``.glb``, ``.ply``; mesh_import.py): OBJ and PLY are imported with
   ``forward_axis='Y', up_axis='Z'`` (Blender's own axes, so no axis conversion happens),
-  ``global_scale=1``, ``clamp_size=0``, and the imported object's transform is identity.
+  ``global_scale=1`` (OBJ: ``clamp_size=0``); a glTF's node transforms and the importer's
+  +Y-up to +Z-up turn are folded back into the vertices, so its coordinates are its scene's as
+  stored. Each imported mesh object's own transform is identity.
 * Pose at instant t (fractional allowed), positions and angles linear in t between instants:
-  ``world_from_object = T(position(t)) @ Rot(axis, angle(t)) @ R(base_quat) @ S(scale)``,
-  Rot right-handed (counter-clockwise looking down the axis towards the origin).
+  ``world_from_object = T(position(t)) @ Rot(axis, angle(t)) @ R(base_quat) @ S(scale) @ N``,
+  Rot right-handed (counter-clockwise looking down the axis towards the origin), and
+  ``N = S(1/diagonal) @ T(-center)`` from the item's ``normalise`` (the identity without it):
+  the mesh centred on its bounding box with a unit diagonal, so ``scale`` is its size.
   Built as a hierarchy: pivot empty (location + AXIS_ANGLE rotation, keyframed at every
-  instant with LINEAR interpolation) -> base empty (base_quat, scale) -> mesh (identity).
+  instant with LINEAR interpolation) -> base empty (base_quat, scale / diagonal, and the
+  location ``-scale / diagonal * R(base_quat) @ center``) -> mesh (identity).
 * Instant t is frame ``FRAME0 + t``. Render j of the sub-intervals has motion blur over exactly
   [instant j, instant j+1] (shutter 1 frame, position START at frame FRAME0 + j). Cycles
   decomposes the object transform at its motion steps into translation (lerped), rotation
@@ -70,8 +77,8 @@ Conventions (the parent's projection code relies on every one of them):
 Modules, one concern each (this folder is put first on ``sys.path``): ``contract`` (what blurgen
 shares), ``trajectory_job`` (command line, job settings and items, checked; plain Python),
 ``exr_reader`` (numpy reads Cycles' EXRs; plain Python), ``item_files`` (atomic .npz and JSON),
-``scene_setup`` (film, Cycles, camera, lights), ``mesh_import`` (OBJ import, defect checks, the
-rig), ``cycles_renderer`` (motion keys, renders, silhouettes, coordinates); this file runs a job.
+``scene_setup`` (film, Cycles, camera, lights), ``mesh_import`` (OBJ, glTF and PLY import, defect
+checks, the rig), ``cycles_renderer`` (motion keys, renders, silhouettes, coordinates); this file runs a job.
 
 Output per item, ``np.savez`` (uncompressed) written atomically at ``item["out"]``; float
 images are linear scene-referred, premultiplied RGBA, rows top to bottom:

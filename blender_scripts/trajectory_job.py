@@ -110,12 +110,27 @@ def parse_item(item: dict) -> dict:
             raise ItemError(f"window {[start, count]} is not inside instants 0..{SUB_INTERVALS}")
         windows.append((start, count))
     return {"positions": positions, "angles": angles, "axis": axis, "base_quat": quat, "scale": scale,
+            "normalise": parse_normalise(item.get("normalise")),
             "seed": int(item.get("seed", 0)),
             "sub_intervals": _indices(renders.get("sub_intervals", True), SUB_INTERVALS, "sub_intervals"),
             "sharp": bool(renders.get("sharp", True)),
             "silhouettes": _indices(renders.get("silhouettes", True), INSTANTS, "silhouettes"),
             "windows": windows,
             "coords": _indices(renders.get("coords", False), INSTANTS, "coords")}
+
+
+def parse_normalise(normalise) -> tuple[list[float], float] | None:
+    """The item's ``normalise`` entry as (centre, diagonal); None when the mesh is normalised already."""
+    if normalise is None:
+        return None
+    try:
+        centre = _vector(normalise.get("center"), 3, "normalise.center")
+        diagonal = float(normalise.get("diagonal"))
+    except (AttributeError, TypeError, ValueError):
+        raise ItemError("normalise must be {center: [x, y, z], diagonal: d}") from None
+    if not (math.isfinite(diagonal) and diagonal > 0):
+        raise ItemError("normalise.diagonal must be a positive number")
+    return centre, diagonal
 
 
 def _vector(value, n: int, name: str) -> list[float]:

@@ -32,6 +32,7 @@ from blurgen._blender_scripts.contract import ITEM_DONE
 from blurgen.errors import BlurgenError
 from blurgen.render import blender as rb
 from blurgen.render.blender import ItemFailure, RenderedItem, RenderError, find_blender, render_batch, script_path
+from blurgen.render.normalise import Normalisation
 
 W, H = 64, 48
 FOCAL_MM, SENSOR_MM = 35.0, 36.0
@@ -657,8 +658,11 @@ def test_the_blender_job_asks_for_the_needed_renders_and_coordinates_only_with_f
     plan = SimpleNamespace(objects=SimpleNamespace(path_of=lambda object_id: Path(f"/m/{object_id}.obj")))
     pose = {"positions": [[0, 0, -3]] * INSTANTS, "angles": [0.0] * INSTANTS, "axis": [0, 0, 1],
             "base_quat": [1, 0, 0, 0], "scale": 1.0}
+    # o3 is normalised already (within the tolerance: nothing asked), o4 is 2 m across about (1, 2, 3)
+    boxes = {3: Normalisation((0.0, 4e-6, 0.0), 1.000005), 4: Normalisation((1.0, 2.0, 3.0), 2.0)}
     prepared = [SimpleNamespace(item=SimpleNamespace(item_id=i, object_id=f"o{i}"), cycles_seed=100 + i,
-                                trajectory=SimpleNamespace(to_job=lambda: pose)) for i in (3, 4)]
+                                trajectory=SimpleNamespace(to_job=lambda: pose), normalisation=boxes[i])
+                for i in (3, 4)]
     config = render_config("images.max_window=2", "camera.width=64", "camera.height=48", "cycles.samples=5")
     the_job = rb.blender_job(config, plan, prepared, tmp_path, threads=2)
     assert (the_job["width"], the_job["height"], the_job["cycles"]["samples"]) == (64, 48, 5)
@@ -676,3 +680,6 @@ def test_the_blender_job_asks_for_the_needed_renders_and_coordinates_only_with_f
 
     assert trajectory_job.parse_settings(with_flow)["cycles"]["samples"] == with_flow["cycles"]["samples"]
     assert trajectory_job.parse_item(with_flow["items"][0])["coords"] == [10, 11, 12]
+    assert "normalise" not in first and the_job["items"][1]["normalise"] == {"center": [1.0, 2.0, 3.0], "diagonal": 2.0}
+    assert trajectory_job.parse_item(first)["normalise"] is None
+    assert trajectory_job.parse_item(the_job["items"][1])["normalise"] == ([1.0, 2.0, 3.0], 2.0)

@@ -178,6 +178,9 @@ def test_a_good_item_is_checked_and_normalised_into_the_render_request():
     ({"renders": {"silhouettes": [24]}}, r"renders.silhouettes indices must lie in 0..23"),
     ({"renders": {"sub_intervals": [23]}}, r"renders.sub_intervals indices must lie in 0..22"),
     ({"renders": {"coords": ["x"]}}, "renders.coords must be true, false or a list of indices"),
+    ({"normalise": {"center": [0, 0, 0], "diagonal": 0}}, "normalise.diagonal must be a positive number"),
+    ({"normalise": {"center": [0, 0], "diagonal": 1}}, "normalise.center must be 3 finite numbers"),
+    ({"normalise": [1, 2]}, r"normalise must be \{center: \[x, y, z\], diagonal: d\}"),
 ])
 def test_bad_items_are_item_errors_naming_the_value(changes, message):
     with pytest.raises(tj.ItemError, match=message):

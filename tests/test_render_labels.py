@@ -26,7 +26,7 @@ import pytest
 
 from blurgen.render.compose import window_layer
 from blurgen.render.labels import (REASONS, aligned_silhouette_iou, bbox_of, blur_level, blur_severity, coverage,
-                                   filter_reason, support_eroded)
+                                   filter_reason, support_eroded, touches_border)
 
 H, W = 120, 240
 X0, Y0 = 60.0, 60.3  # start centre, off the pixel grid
@@ -192,7 +192,7 @@ def test_a_bar_turned_by_90_degrees_is_an_appearance_change():
     big = square_alpha(40, 40, shape=(120, 240))
     assert filter_reason(big, bar, turned) == "appearance_change"
     assert filter_reason(big, bar, turned, min_iou=0.0) is None
-    assert set(REASONS) == {"small", "appearance_change"}
+    assert set(REASONS) == {"small", "appearance_change", "truncated"}
 
 
 def test_aligned_iou_details():
@@ -212,3 +212,29 @@ def test_aligned_iou_details():
 def test_filter_needs_both_silhouettes_or_neither():
     with pytest.raises(ValueError):
         filter_reason(np.ones((4, 4)), np.ones((4, 4), bool), None)
+
+
+@pytest.mark.parametrize("row, col, expected", [
+    (10, 10, False),   # wholly inside
+    (0, 10, True), (47, 10, True), (10, 0, True), (10, 63, True),   # each border
+    (0, 0, True), (47, 63, True),   # corners
+    (1, 1, False), (46, 62, False),   # one pixel in from the border
+])
+def test_truncated_is_any_coverage_on_the_first_or_last_row_or_column(row, col, expected):
+    alpha = np.zeros((48, 64), np.float32)
+    alpha[20:30, 20:30] = 1.0
+    alpha[row, col] = 0.002  # the faintest streak tail counts: it is coverage the frame cut
+    assert touches_border(alpha) is expected
+
+
+def test_drop_truncated_drops_only_images_touching_the_border_and_after_the_papers_filters():
+    inside = np.zeros((48, 64), np.float32)
+    inside[10:30, 10:30] = 1.0
+    cut = np.zeros((48, 64), np.float32)
+    cut[10:30, 50:64] = 1.0
+    assert filter_reason(cut, None, None) is None  # off by default: the paper names no such filter
+    assert filter_reason(cut, None, None, drop_truncated=True) == "truncated"
+    assert filter_reason(inside, None, None, drop_truncated=True) is None
+    tiny = np.zeros((48, 64), np.float32)
+    tiny[0, 0:5] = 1.0
+    assert filter_reason(tiny, None, None, drop_truncated=True) == "small"  # the paper's reason wins

@@ -7,6 +7,7 @@ import dataclasses
 import pytest
 
 from blurgen.assets import AssetManifest
+from blurgen.assets.bounds import Bounds
 from blurgen.config import resolve_config
 from blurgen.errors import BlurgenError
 from blurgen.render.config import RenderConfig
@@ -14,11 +15,15 @@ from blurgen.farm import task_index_from
 from blurgen.render.plan import DISTRACTOR_ID_OFFSET, make_plan
 
 
+UNIT_BOUNDS = Bounds((-0.5, -0.25, -0.1), (0.5, 0.25, 0.1)).to_metadata()
+
+
 def manifest(per_category: dict[str, int], broken: int = 0, untextured: int = 0) -> AssetManifest:
     assets = {}
     for category, n in per_category.items():
         for i in range(n):
-            meta = {"category_name": f"name{category}", "textured": True, "broken": None}
+            meta = {"category_name": f"name{category}", "textured": True, "broken": None,
+                    "bounds": UNIT_BOUNDS}
             assets[f"{category}_{i:04d}"] = {"category": category, "path": f"{category}/{i}/m.obj",
                                              "license": "test", "metadata": meta}
     for i in range(broken):

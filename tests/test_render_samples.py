@@ -13,6 +13,7 @@ import numpy as np
 from blurgen.config import resolve_config
 from blurgen.render.camera import camera_of
 from blurgen.render.config import RenderConfig
+from blurgen.render.normalise import IDENTITY
 from blurgen.render.plan import WorkItem
 from blurgen.render.prepare import PreparedItem
 from blurgen.render.samples import item_samples
@@ -29,7 +30,7 @@ def config_of(*sets: str) -> RenderConfig:
 def prepared(config: RenderConfig) -> PreparedItem:
     trajectory = sample_trajectory(np.random.default_rng(0), camera_of(config))
     return PreparedItem(WorkItem(5, "obj", "cat", "train", "", 0), trajectory, "bg",
-                        np.zeros((H, W, 3), np.float32), cycles_seed=1)
+                        np.zeros((H, W, 3), np.float32), cycles_seed=1, normalisation=IDENTITY)
 
 
 def square(top: int, left: int, height: int, width: int) -> np.ndarray:
@@ -76,3 +77,19 @@ def test_an_image_with_nothing_left_after_erosion_is_dropped_as_no_support():
     kept = list(item_samples(config_of("labels.erosion_px=0"), prepared(config), rendered(thin, still),
                              Counter()))
     assert len(kept) == 5 and all(float(s["blur_severity"]) == 0.0 for s in kept)  # opaque: BS 0
+
+
+def test_an_object_cut_by_the_frame_is_labelled_truncated_and_dropped_only_when_asked():
+    still = {t: square(10, 44, 20, 20) for t in range(9, 14)}
+    cut = square(10, 44, 20, 20).astype(np.float32)   # columns 44..63: touches the right border
+    inside = square(10, 40, 20, 20).astype(np.float32)  # columns 40..59: four pixels short of it
+    config = config_of()
+    kept = list(item_samples(config, prepared(config), rendered(cut, still), Counter()))
+    assert len(kept) == 5 and all(bool(s["truncated"]) for s in kept)
+    assert not any(bool(s["truncated"]) for s in item_samples(config, prepared(config), rendered(inside, still),
+                                                               Counter()))
+    dropping = config_of("labels.drop_truncated=true")
+    dropped: Counter = Counter()
+    assert list(item_samples(dropping, prepared(dropping), rendered(cut, still), dropped)) == []
+    assert dropped == {"truncated": 5}
+    assert len(list(item_samples(dropping, prepared(dropping), rendered(inside, still), Counter()))) == 5

@@ -99,6 +99,7 @@ def blender_job(config: RenderConfig, plan: Plan, prepared: Sequence[PreparedIte
             "mesh": str(plan.objects.path_of(p.item.object_id)),
             "out": str(work / f"item-{p.item.item_id:013d}.npz"),
             **p.trajectory.to_job(),
+            **p.normalisation.to_job(),
             "seed": p.cycles_seed,
             "renders": {"sub_intervals": layers, "sharp": config.images.sharp, "silhouettes": silhouettes,
                         # the flow's object-coordinate layers, at the windows' endpoints

@@ -95,6 +95,8 @@ class LabelsSection:
     min_iou: float = option(0.2, "drop blurred images whose sharp silhouettes at the window's first and "
                                  "last instants, aligned at their centroids, overlap less (IoU)",
                             min=0.0, max=1.0)
+    drop_truncated: bool = option(False, "drop images whose object touches the image border (the "
+                                         "`truncated` label; the paper names no such filter)")
 
 
 @section

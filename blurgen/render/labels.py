@@ -14,7 +14,8 @@ Blur level (Eq. 6): ``BL = ceil(10 * BS)`` clamped to 1..10.
 
 Filters (paper §4.1): an image is dropped when the object covers less than 1.5 % of the pixels
 ("small"), or when the sharp silhouettes at the window's first and last instants, aligned at
-their centroids, overlap with IoU < 0.2 ("appearance_change").
+their centroids, overlap with IoU < 0.2 ("appearance_change"). blurgen's own label ``truncated``
+(the coverage reaches the image border) can drop images too ("truncated"), when asked.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-Reason = Literal["small", "appearance_change"]
-REASONS: tuple[Reason, ...] = ("small", "appearance_change")
+Reason = Literal["small", "appearance_change", "truncated"]
+REASONS: tuple[Reason, ...] = ("small", "appearance_change", "truncated")
 
 # Blur severities are stored as float32, whose rounding moves 10 * BS by up to ~3e-7: a BS that
 # is a bin edge (0.3) must stay in its bin (3), not spill into the next.
@@ -90,6 +91,17 @@ def blur_level(bs: float) -> int:
     return min(10, max(1, math.ceil(10.0 * bs - _LEVEL_TOLERANCE)))
 
 
+def touches_border(alpha: np.ndarray) -> bool:
+    """The object's coverage (alpha > 0) reaches the first or last row or column of the image.
+
+    Such an object may be cut by the frame (its swept region continues outside the image); one
+    whose coverage stops short of every border is wholly inside it.
+    """
+    alpha = np.asarray(alpha)
+    return bool((alpha[0] > 0).any() or (alpha[-1] > 0).any() or (alpha[:, 0] > 0).any()
+                or (alpha[:, -1] > 0).any())
+
+
 def coverage(alpha: np.ndarray) -> float:
     """Fraction of the pixels with alpha > 0."""
     alpha = np.asarray(alpha)
@@ -132,12 +144,15 @@ def aligned_silhouette_iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def filter_reason(alpha: np.ndarray, sil_first: np.ndarray | None, sil_last: np.ndarray | None, *,
-                  min_coverage: float = 0.015, min_iou: float = 0.2) -> Reason | None:
-    """Why the paper's filters drop this image, or None to keep it.
+                  min_coverage: float = 0.015, min_iou: float = 0.2,
+                  drop_truncated: bool = False) -> Reason | None:
+    """Why the filters drop this image, or None to keep it.
 
     "small": coverage(alpha) < min_coverage. "appearance_change": the silhouettes at the window's
     first and last instants have aligned IoU < min_iou. Pass None for both silhouettes (the sharp
-    image) to apply only the coverage rule.
+    image) to apply only the coverage rule. "truncated" (only with ``drop_truncated``): the
+    coverage touches the image border; checked last, so the paper's filters count the same
+    images whether or not it is on.
     """
     if (sil_first is None) != (sil_last is None):
         raise ValueError("pass both silhouettes or neither")
@@ -145,4 +160,6 @@ def filter_reason(alpha: np.ndarray, sil_first: np.ndarray | None, sil_last: np.
         return "small"
     if sil_first is not None and aligned_silhouette_iou(sil_first, sil_last) < min_iou:
         return "appearance_change"
+    if drop_truncated and touches_border(alpha):
+        return "truncated"
     return None

@@ -29,7 +29,8 @@ from blurgen.render.samples import item_samples
 
 
 WORDING = Wording(samples="images", sources="trajectories", unit="traj",
-                  counts={"dropped": "dropped images", "skipped_items": "skipped trajectories"},
+                  counts={"dropped": "dropped images", "skipped_items": "skipped trajectories",
+                          "truncated": "images cut by the frame (kept, by split)"},
                   job_counts={"skipped_objects": "objects left out (see the object manifest)"})
 
 
@@ -148,6 +149,8 @@ def _write_item(config: RenderConfig, p: PreparedItem, result: RenderedItem | It
     dropped: Counter = Counter()
     for sample in item_samples(config, p, rendered, dropped):
         task.write(p.item.split, sample)
+        if sample["truncated"]:
+            task.count("truncated", p.item.split)
     for reason, n in dropped.items():
         task.count("dropped", reason, n)
 

@@ -15,9 +15,10 @@ from collections import Counter
 from typing import Sequence
 
 from blurgen.assets import AssetManifest
-from blurgen.assets.shapenet_scan import reason_kind
+from blurgen.assets.mesh_checks import reason_kind
 from blurgen.errors import BlurgenError
 from blurgen.render.config import RenderConfig
+from blurgen.render.normalise import Normalisation
 from blurgen.farm import task_block
 from blurgen.rng import item_rng
 
@@ -74,6 +75,7 @@ def make_plan(config: RenderConfig, objects: AssetManifest, backgrounds: AssetMa
         chosen = choose_objects(config.seed, category, usable[category], config.assets.skip_objects,
                                 config.assets.objects_per_category)
         for object_id, split in zip(chosen, split_names(len(chosen), config)):
+            Normalisation.of_asset(object_id, objects.get(object_id)["metadata"])  # no bounds: fail now
             for t in range(config.trajectory.per_object):
                 role = "" if split != "test" else ("query" if t < config.split.queries_per_object else "database")
                 items.append(WorkItem(next_id, object_id, category, split, role, t))

@@ -1,7 +1,7 @@
 """Preparing a work item before Blender renders it: its random draws and its background crop.
 
 Each item draws from its own streams (``item_rng(seed, item_id, stream)``): the 6D trajectory,
-the background and its crop, the Cycles seed. Nothing here depends on Blender's output, so the
+the background and its crop, the Cycles seed; its object's normalisation comes from the manifest. Nothing here depends on Blender's output, so the
 item's background is read (and an unreadable one skipped) before any rendering is spent on it.
 Data flow: plan -> prepare -> blender -> samples.
 """
@@ -18,6 +18,7 @@ from blurgen.errors import BlurgenError
 from blurgen.render.camera import camera_of
 from blurgen.render.compose import crop_background, load_background
 from blurgen.render.config import RenderConfig
+from blurgen.render.normalise import Normalisation
 from blurgen.render.plan import STREAM_BACKGROUND, STREAM_CYCLES, STREAM_TRAJECTORY, Plan, WorkItem
 from blurgen.render.trajectory import Trajectory, sample_trajectory
 from blurgen.rng import item_rng
@@ -40,6 +41,13 @@ class PreparedItem:
     background_id: str
     background_linear: np.ndarray  # (H, W, 3) float32, linear light
     cycles_seed: int
+    normalisation: Normalisation  # the mesh file's coordinates -> the unit object the trajectory moves
+
+    def camera_from_file(self, t: float) -> np.ndarray:
+        """4x4 pose of the mesh file's coordinates in the OpenCV camera frame at instant ``t``."""
+        pose = self.trajectory.camera_from_object(t)
+        # skipped, not multiplied by the identity, so normalised meshes keep their poses bit for bit
+        return pose if self.normalisation.is_identity else pose @ self.normalisation.matrix()
 
 
 def prepare_item(config: RenderConfig, plan: Plan, item: WorkItem) -> PreparedItem:
@@ -61,4 +69,5 @@ def prepare_item(config: RenderConfig, plan: Plan, item: WorkItem) -> PreparedIt
         raise SkipItem("unreadable background", str(exc)) from None
     crop = crop_background(source, config.camera.width, config.camera.height, bg_rng)
     seed = int(item_rng(config.seed, item.item_id, STREAM_CYCLES).integers(0, ITEM_SEED_BOUND))
-    return PreparedItem(item, trajectory, background_id, srgb_to_linear(crop), seed)
+    normalisation = Normalisation.of_asset(item.object_id, plan.objects.get(item.object_id)["metadata"])
+    return PreparedItem(item, trajectory, background_id, srgb_to_linear(crop), seed, normalisation)

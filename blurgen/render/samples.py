@@ -22,7 +22,7 @@ from blurgen.render.camera import camera_of
 from blurgen.render.compose import blurred_windows, composite, window_layer
 from blurgen.render.config import RenderConfig
 from blurgen.render.flow import still_flow, window_flow
-from blurgen.render.labels import bbox_of, blur_level, blur_severity, filter_reason
+from blurgen.render.labels import bbox_of, blur_level, blur_severity, filter_reason, touches_border
 from blurgen.render.prepare import PreparedItem
 
 
@@ -49,7 +49,7 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
             t0, t1 = float(start), float(start + count)
         alpha = np.ascontiguousarray(layer[..., 3])
         reason = filter_reason(alpha, first, last, min_coverage=config.labels.min_coverage,
-                               min_iou=config.labels.min_iou)
+                               min_iou=config.labels.min_iou, drop_truncated=config.labels.drop_truncated)
         severity = blur_severity(alpha, config.labels.erosion_px) if reason is None else None
         if reason is None and severity is None:
             reason = "no_support"  # nothing left after erosion: Eq. 5 is undefined
@@ -83,6 +83,7 @@ def sample_dict(config: RenderConfig, prepared: PreparedItem, layer: np.ndarray,
         "blur_severity": np.float32(severity),
         "blur_level": np.int8(blur_level(severity)),
         "bbox": np.asarray(bbox_of(alpha), np.int32),
+        "truncated": np.bool_(touches_border(alpha)),
         "sample_id": f"render-s{config.seed}-t{item.item_id:013d}-{window}",
         "window_start": np.int16(start),
         "window_count": np.int16(count),
@@ -92,7 +93,7 @@ def sample_dict(config: RenderConfig, prepared: PreparedItem, layer: np.ndarray,
         "background_id": prepared.background_id,
         "split": item.split,
         "role": item.role,
-        "pose_start": prepared.trajectory.camera_from_object(t0).astype(np.float64),
-        "pose_end": prepared.trajectory.camera_from_object(t1).astype(np.float64),
+        "pose_start": prepared.camera_from_file(t0).astype(np.float64),
+        "pose_end": prepared.camera_from_file(t1).astype(np.float64),
         "intrinsics": camera.intrinsics().astype(np.float64),
     }

@@ -7,9 +7,10 @@ and the object's pose at a fractional instant t is (world frame, Blender convent
     world_from_object(t) = T(p(t)) · Rot(axis, angle(t)) · R(base_quat) · S(scale)
 
 with p(t) and angle(t) linear between consecutive instants (and, as sampled here, linear over the
-whole trajectory). Object coordinates are the raw OBJ vertex coordinates of the ShapeNet-
-normalised mesh (centred, bounding-box diagonal 1), so ``scale`` is the object's size in metres
-and p(t) is its centre. ``to_job`` is what the Blender script receives.
+whole trajectory). Object coordinates here are those of the unit object (bounding box centred at
+the origin, diagonal 1), to which :mod:`blurgen.render.normalise` maps any mesh file, so
+``scale`` is the object's size in metres and p(t) is its centre. ``to_job`` is what the Blender
+script receives.
 """
 
 from __future__ import annotations

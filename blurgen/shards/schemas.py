@@ -38,6 +38,8 @@ RENDER = register_schema(Schema(
         Field("blur_level", "int8", (), "1..10",
               "Eq. 6: `ceil(10 · blur_severity)` clamped to 1..10; drives the manifest's histogram"),
         Field("bbox", "int32", (4,), _BBOX, "box of `alpha > 0`"),
+        Field("truncated", "bool", (), "true: touches the border",
+              "`alpha > 0` on the image's first or last row or column: the object may be cut by the frame"),
         Field("sample_id", STR, (), "`render-s<seed>-t<trajectory>-k<count>s<start>` or `...-sharp`",
               "globally unique id of the sample"),
         Field("window_start", "int16", (), "sub-interval, 0..22; sharp: -1",
@@ -52,7 +54,8 @@ RENDER = register_schema(Schema(
         Field("split", STR, (), "`train`, `val`, `test`, `distractor`", "the split (also the shard's)"),
         Field("role", STR, (), "`query`, `database` or empty", "retrieval role of test objects"),
         Field("pose_start", "float64", (4, 4), "camera_from_object, OpenCV axes (x right, y down, z forward), m",
-              "object pose at the window's first instant (sharp: t = 11.5); object coordinates are the OBJ file's"),
+              "object pose at the window's first instant (sharp: t = 11.5); object coordinates are the mesh "
+              "file's own: the pose includes render's normalisation"),
         Field("pose_end", "float64", (4, 4), "camera_from_object, OpenCV axes, m",
               "object pose at the window's last instant (sharp: t = 11.5)"),
         Field("intrinsics", "float64", (3, 3), "K: `u, v = K·X/Z`, pixel centres at +0.5",

@@ -1,0 +1,157 @@
+"""Render normalises every mesh, whatever its units, origin and format (real Blender, tiny renders).
+
+Spheres 1000 times too small or too large, centred tens of diagonals away from their file's
+origin, in OBJ, glTF (external buffer, and a GLB with a node transform) and PLY, are rendered
+with a fixed size, depth and no motion. The oracle is the pinhole projection of a sphere: the
+object's area in pixels and its centre follow from ``trajectory.object_size`` and
+``trajectory.depth`` alone. Unnormalised, the small ones would vanish and the large ones fill
+the frame.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from blurgen.assets.config import DemoAssetsConfig
+from blurgen.assets.demo import make_demo_assets
+from blurgen.assets.mesh_scan import scan_meshes
+from blurgen.config import resolve_config
+from blurgen.render.config import RenderConfig
+from blurgen.render.pipeline import render_dataset
+from blurgen.shards import ShardDataset
+from mesh_fixtures import sphere, write_gltf, write_obj, write_ply
+
+pytestmark = pytest.mark.slow  # launches Blender
+
+W, H = 96, 72
+SIZE, DEPTH = 1.2, 2.5  # bounding-box diagonal (m) and distance of the centre (m)
+FOCAL_PX = 35.0 / 36.0 * W
+# 90 degrees about +y, as glTF writes it (x, y, z, w)
+QUARTER_TURN_Y = [0.0, math.sqrt(0.5), 0.0, math.sqrt(0.5)]
+
+
+def mesh_folder(root: Path) -> dict[str, tuple[float, tuple[float, float, float]]]:
+    """Four spheres, each as ``category/name``: id -> (radius, centre) in its file's coordinates."""
+    made = {}
+    v, uv, tris = sphere(0.0005, (0.03, -0.02, 0.045))       # 1 mm box, 33 diagonals off the origin
+    write_obj(root / "small" / "ball_obj.obj", v, uv, tris)
+    made["small/ball_obj"] = (0.0005, (0.03, -0.02, 0.045))
+    v, uv, tris = sphere(0.0005, (-0.04, 0.01, 0.02))
+    write_gltf(root / "small" / "ball_gltf.gltf", v, uv, tris)
+    made["small/ball_gltf"] = (0.0005, (-0.04, 0.01, 0.02))
+    # a unit sphere placed by its node: scaled by 1000, turned, and moved 30 km
+    v, uv, tris = sphere(0.5, (0.0, 0.0, 0.0))
+    write_gltf(root / "big" / "ball_glb.glb", v, uv, tris,
+               node={"translation": [3e4, -2e4, 4.5e4], "rotation": QUARTER_TURN_Y, "scale": [1e3] * 3})
+    made["big/ball_glb"] = (500.0, (3e4, -2e4, 4.5e4))
+    v, uv, tris = sphere(500.0, (-4e4, 2.5e4, 3e4))
+    write_ply(root / "big" / "ball_ply.ply", v, tris)
+    made["big/ball_ply"] = (500.0, (-4e4, 2.5e4, 3e4))
+    return made
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory) -> tuple[list[dict], dict]:
+    root = tmp_path_factory.mktemp("meshes")
+    made = mesh_folder(root / "meshes")
+    scan = scan_meshes(root / "meshes")
+    scan.manifest.save(root / "meshes.json")
+    demo = make_demo_assets(root / "demo", DemoAssetsConfig(categories=1, objects_per_category=1, texture_size=16,
+                                                            backgrounds=2, background_width=160,
+                                                            background_height=120, preview=False))
+    config = resolve_config(RenderConfig, "render", preset="demo", overrides=[
+        f"assets.objects={root / 'meshes.json'}", f"assets.backgrounds={demo.backgrounds}",
+        "assets.objects_per_category=2", "trajectory.per_object=1", f"camera.width={W}", f"camera.height={H}",
+        f"trajectory.depth=[{DEPTH}, {DEPTH}]", f"trajectory.object_size=[{SIZE}, {SIZE}]",
+        "trajectory.translation=[0, 0]", "trajectory.rotation_deg=[0, 0]", "trajectory.margin=0.45",
+        "images.max_window=1", "images.flow=true", "cycles.samples=16", "split.train=1.0", "split.val=0",
+        "output.preview=false"])
+    out = root / "out"
+    summary = render_dataset(config, out, progress=False)
+    assert summary.count("skipped_items") == {}, summary.describe()
+    data = ShardDataset(out)
+    return [data[i] for i in range(len(data))], made, scan
+
+
+def test_the_scan_boxes_every_format_in_its_files_coordinates(rendered):
+    _, made, scan = rendered
+    assert sorted(scan.manifest.ids()) == sorted(made)
+    for asset_id, (radius, centre) in made.items():
+        meta = scan.manifest.get(asset_id)["metadata"]
+        assert meta["broken"] is None and meta["textured"], (asset_id, meta)
+        # float32 formats (glTF, PLY) store the points rounded: compare within their precision
+        assert meta["bounds"]["center"] == pytest.approx(centre, rel=1e-6, abs=1e-6 * radius)
+        assert meta["bounds"]["diagonal"] == pytest.approx(2 * radius * math.sqrt(3), rel=1e-5)
+
+
+def test_each_object_has_the_pixel_size_its_configured_size_and_depth_give(rendered):
+    samples, made, _ = rendered
+    sharp = {s["object_id"]: s for s in samples if int(s["window_count"]) == 0}
+    assert sorted(sharp) == sorted(made)
+    # a sphere whose bounding box has diagonal SIZE has radius SIZE / (2 sqrt 3); seen from its
+    # centre's distance DEPTH on the optical axis its outline is a circle of radius f r / sqrt(Z² - r²)
+    r = SIZE / (2 * math.sqrt(3))
+    expected_radius = FOCAL_PX * r / math.sqrt(DEPTH ** 2 - r ** 2)
+    for asset_id, s in sharp.items():
+        alpha = s["alpha"].astype(np.float64)
+        radius = math.sqrt(alpha.sum() / math.pi)  # alpha integrates the covered area
+        # within 3 %: the centre is up to 5 px off the axis (+0.8 % area), the 32-gon's area is 0.6 % short
+        assert radius == pytest.approx(expected_radius, rel=0.03), asset_id
+        x0, y0, x1, y1 = s["bbox"].tolist()
+        assert abs((x1 - x0) / 2 - expected_radius) < 1.5 and abs((y1 - y0) / 2 - expected_radius) < 1.5
+        assert not s["truncated"]
+
+
+def test_the_stored_pose_maps_the_files_box_centre_onto_the_objects_image_centre(rendered):
+    samples, made, _ = rendered
+    assert sorted({s["object_id"] for s in samples}) == sorted(made)
+    for s in samples:
+        _, centre = made[s["object_id"]]
+        point = s["pose_start"] @ np.array([*centre, 1.0])
+        assert point[2] == pytest.approx(DEPTH, rel=1e-6)  # OpenCV: z forward
+        u, v = (s["intrinsics"] @ point[:3])[:2] / point[2]
+        alpha = s["alpha"].astype(np.float64)
+        ys, xs = np.mgrid[0:H, 0:W] + 0.5
+        # a sphere's outline centre lies off its projected centre by (Z / sqrt(Z² - r²))² - 1 of its offset: < 0.5 px here
+        assert abs(u - (alpha * xs).sum() / alpha.sum()) < 0.5
+        assert abs(v - (alpha * ys).sum() / alpha.sum()) < 0.5
+
+
+def test_a_still_object_has_zero_flow_so_the_coordinate_layers_are_in_the_files_coordinates(rendered):
+    # the exact flow projects each pixel's rendered file coordinates with the stored poses; for an
+    # object that does not move it is zero only if those coordinates and poses agree
+    samples, made, _ = rendered
+    moving = [s for s in samples if int(s["window_count"]) == 1]
+    assert sorted(s["object_id"] for s in moving) == sorted(made)
+    for s in moving:
+        valid = s["flow_valid"][..., 0] & (s["alpha"] > 0.99)
+        assert valid.sum() > 100
+        assert np.abs(s["flow_fwd"][valid]).max() < 0.05, s["object_id"]
+
+
+def test_objects_cut_by_the_frame_are_labelled_and_counted_in_the_stats(tmp_path):
+    # one sphere 4 m across at 2.5 m: its outline (radius ~45 px) overflows the 72 px high frame
+    v, uv, tris = sphere(0.5)
+    write_obj(tmp_path / "meshes" / "big" / "ball.obj", v, uv, tris)
+    scan_meshes(tmp_path / "meshes").manifest.save(tmp_path / "meshes.json")
+    demo = make_demo_assets(tmp_path / "demo", DemoAssetsConfig(categories=1, objects_per_category=1,
+                                                                texture_size=16, backgrounds=1, preview=False,
+                                                                background_width=160, background_height=120))
+    config = resolve_config(RenderConfig, "render", preset="demo", overrides=[
+        f"assets.objects={tmp_path / 'meshes.json'}", f"assets.backgrounds={demo.backgrounds}",
+        "trajectory.per_object=1", f"camera.width={W}", f"camera.height={H}", "trajectory.object_size=[4, 4]",
+        f"trajectory.depth=[{DEPTH}, {DEPTH}]", "trajectory.translation=[0, 0]", "images.max_window=2",
+        "cycles.samples=2", "split.train=1.0", "split.val=0", "output.preview=false"])
+    summary = render_dataset(config, tmp_path / "out", progress=False)
+    data = ShardDataset(tmp_path / "out")
+    truncated = [bool(data[i]["truncated"]) for i in range(len(data))]
+    # the oracle: the stored alpha reaches the border of every image
+    assert all(truncated) and len(truncated) == summary.samples == 3
+    assert all((lambda a: a[0].any() or a[-1].any() or a[:, 0].any() or a[:, -1].any())(data[i]["alpha"] > 0)
+               for i in range(len(data)))
+    assert summary.count("truncated") == {"train": 3}
+    assert "images cut by the frame (kept, by split): train 3" in summary.describe()
