@@ -171,7 +171,7 @@ def _composition(card: CardContent) -> str:
     for t in card.tables:
         lines += [f"### {t.title}", ""]
         if t.note:
-            lines += [t.note + ".", ""]
+            lines += [t.note[0].upper() + t.note[1:] + ".", ""]
         lines += [markdown_table(t.header(), t.body()).rstrip("\n"), ""]
     return "\n".join(lines)
 
