@@ -4,6 +4,7 @@ independent of the sharding, the provenance record, and the refusals."""
 from __future__ import annotations
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -43,6 +44,16 @@ def test_a_per_level_database_keeps_exactly_those_images(source, tmp_path):
                       if role == "database" and lv == 3)
     assert expected and sorted(got["sample_id"]) == expected
     assert verify_dir(tmp_path / "db3").ok
+
+
+def test_role_distractor_selects_the_distractor_split_as_stats_counts_it(tmp_path):
+    retrieval, distractors = rf.make_release_inputs(tmp_path / "in")
+    both = tmp_path / "both"
+    shutil.copytree(distractors, both)
+    result = run(str(both), "--out", str(tmp_path / "d"), "--role", "distractor", "--role", "query")
+    assert result.exit_code == 0, result.output
+    src = columns(distractors)
+    assert sorted(columns(tmp_path / "d")["sample_id"]) == sorted(src["sample_id"])  # all 12 distractors
 
 
 def test_level_balanced_one_per_trajectory(source, tmp_path):
@@ -136,3 +147,8 @@ def test_bad_selections_are_one_line_errors_and_leave_nothing(source, tmp_path):
         assert words in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flowpairs"]
+    out.mkdir()
+    (out / "mine.txt").write_text("keep")
+    result = run(str(source), "--out", str(out))
+    assert result.exit_code == 2 and "a subset is never written over another" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]

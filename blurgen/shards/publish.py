@@ -42,11 +42,11 @@ from blurgen.shards.provenance import SetRecord, read_set
 from blurgen.shards.publish_config import PublishConfig
 from blurgen.shards.reader import ShardDataset, shard_fields
 from blurgen.shards.release import (CARD_NAME, CROISSANT_NAME, DATA_DIR, PREVIEWS_DIR, SET_NAME, SUMS_NAME,
-                                    release_shard_name, shard_folder)
+                                    new_output_folder, release_shard_name, shard_folder)
 from blurgen.shards.schema import get_schema, is_declared
 from blurgen.shards.stats import DISTRACTOR_SPLIT, level_table
 from blurgen.shards.verify import verify_dir
-from blurgen.train.report import refuse_existing, staged_folder
+from blurgen.train.report import staged_folder
 
 
 @dataclass(frozen=True)
@@ -104,11 +104,7 @@ def publish(inputs: Sequence[str | Path] | Mapping[str, str | Path], out: str | 
     config = config or PublishConfig()
     licence = _checked_options(config)
     sets = parse_inputs(inputs)
-    try:
-        out = refuse_existing(out)
-    except BlurgenError:
-        raise BlurgenError(f"{out} already exists and is not empty: give a new --out folder "
-                           "(a release is never written over another)") from None
+    out = new_output_folder(out, "release")
     for s in sets:
         if out.resolve() == s.folder.resolve() or s.folder.resolve() in out.resolve().parents:
             raise BlurgenError(f"--out {out} is inside the input {s.folder}: give a folder outside it")

@@ -59,3 +59,15 @@ def release_shard_name(split: str, set_name: str, task_index: int, num_tasks: in
 def split_pattern(split: str) -> str:
     """The ``data_files`` path pattern of one split (relative to the release root)."""
     return f"{DATA_DIR}/{split}-*{SHARD_SUFFIX}"
+
+
+def new_output_folder(out: str | Path, what: str) -> Path:
+    """``out`` as a Path when it does not exist or is an empty folder; one line otherwise (a
+    release or subset is never written over another)."""
+    from blurgen.train.report import refuse_existing  # the rule every report folder follows
+
+    try:
+        return refuse_existing(out)
+    except BlurgenError:
+        raise BlurgenError(f"{out} already exists and is not empty: give a new --out folder "
+                           f"(a {what} is never written over another)") from None

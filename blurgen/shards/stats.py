@@ -78,6 +78,12 @@ def _level_columns(counts: Mapping[str, Mapping[int, int]], has_levels: bool) ->
     return tuple(sorted(set(BLUR_LEVELS) | extra)) if has_levels else ()
 
 
+def table_role(role: str, split: str) -> str:
+    """A sample's row in Table 1's role rows: its role, ``distractor`` for the distractor split,
+    empty for the rest (train and val images have no role)."""
+    return role or (DISTRACTOR_SPLIT if split == DISTRACTOR_SPLIT else "")
+
+
 def role_table(source: str | Path) -> LevelTable | None:
     """Table 1's rows by role for the shards of ``source`` (a folder or a release): the test
     objects' ``query`` and ``database`` images and the ``distractor`` split, per blur level.
@@ -95,7 +101,7 @@ def role_table(source: str | Path) -> LevelTable | None:
     counts: dict[str, dict[int, int]] = {}
     samples: Counter = Counter()
     for role, split, level in zip(roles, splits, levels.tolist()):
-        row = role or (DISTRACTOR_SPLIT if split == DISTRACTOR_SPLIT else "")
+        row = table_role(role, split)
         if not row:
             continue  # train and val images have no role
         samples[row] += 1

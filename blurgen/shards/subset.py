@@ -35,7 +35,8 @@ from blurgen.shards.layout import open_shard, root_attrs
 from blurgen.shards.manifest import MANIFEST_NAME, read_manifest, sha256_file
 from blurgen.shards.provenance import SUBSET_RECORD
 from blurgen.shards.reader import ShardDataset
-from blurgen.shards.release import shard_folder
+from blurgen.shards.release import new_output_folder, shard_folder
+from blurgen.shards.stats import table_role
 from blurgen.shards.writer import ShardWriter
 from blurgen.train.report import staged_folder
 
@@ -104,8 +105,9 @@ def select(dataset: ShardDataset, splits: Sequence[str], selection: Selection) -
             raise BlurgenError(f"--split {unknown[0]}: the folder has no such split "
                                f"(splits: {', '.join(sorted(set(splits.tolist())))})")
         keep &= np.isin(splits, selection.splits)
-    if selection.roles:
-        keep &= np.isin(column("role", "--role"), selection.roles)
+    if selection.roles:  # the rows of `shards stats`: query, database, and distractor for that split
+        roles = [table_role(r, s) for r, s in zip(column("role", "--role"), splits.tolist())]
+        keep &= np.isin(roles, selection.roles)
     needs_levels = selection.levels or selection.balance_levels
     levels = column("blur_level", "--levels/--balance-levels").astype(np.int64) if needs_levels else None
     if selection.levels:
@@ -161,6 +163,7 @@ def subset(source: str | Path, out: str | Path, selection: Selection, *, progres
     """Write the samples of ``source`` that ``selection`` keeps to the new folder ``out``;
     returns the subset record (also written as ``out/subset.json``)."""
     folder = shard_folder(source)
+    out = new_output_folder(out, "subset")
     manifest = read_manifest(folder)
     if manifest is None:
         raise BlurgenError(f"{folder} has no {MANIFEST_NAME}: create it with: blurgen shards index {folder}")
