@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> None:
         nbytes = write_job(job, args.shards, args.per_shard)
         t_write = time.perf_counter() - t_write
         n = args.shards * args.per_shard
-        print(f"job: {n} samples 320x240 in {args.shards} shards, {nbytes / 2**20:.1f} MiB (written in {t_write:.1f} s)")
+        print(f"job: {n} samples 320x240 in {args.shards} shards, {nbytes / 2**20:.1f} MiB "
+              f"(written in {t_write:.1f} s)")
         t_verify = timed(lambda: verify_dir(job))
         config = PublishConfig(license="CC-BY-4.0")
         t_link = timed(lambda: publish([job], work / "linked", config, progress=False))

@@ -229,7 +229,8 @@ def publish(folders: tuple[str, ...], out: Path, name: str | None, license_id: s
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the new shards, manifest.json and subset.json (must not exist, or be empty).")
 @click.option("--split", "splits", multiple=True, help="Keep this split; repeatable.")
-@click.option("--role", "roles", multiple=True, help="Keep this role (render: query, database, distractor); repeatable.")
+@click.option("--role", "roles", multiple=True,
+              help="Keep this role (render: query, database, distractor); repeatable.")
 @click.option("--levels", help="Keep these blur levels: 1-6, 3 or 1,3,5.")
 @click.option("--per-trajectory", type=int, help="At most N samples per trajectory (render).")
 @click.option("--balance-levels", is_flag=True, help="Keep as many samples of each blur level as of the rarest.")
