@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from blurgen.cli.main import main
 from blurgen.shards import ShardDataset, verify_dir
+from blurgen.shards.card import size_category
 from blurgen.shards.manifest import sha256_file
 from blurgen.shards.publish import publish
 from blurgen.shards.publish_config import PublishConfig
@@ -309,3 +310,10 @@ def test_an_asset_manifest_gone_since_rendering_is_said_in_the_card_and_on_the_c
     backgrounds = next(r for r in assets if r[0] == "backgrounds")  # none configured: the built-in demo set's
     assert backgrounds[1].startswith("blurgen_demo_backgrounds") and "built-in demo_backgrounds" in backgrounds[1]
     assert backgrounds[4] == "3 used (3 not in this manifest)"  # the fixture's bg0..bg2 are not demo ids
+
+
+def test_size_categories_are_the_hubs_buckets():
+    # the Hub's labels: the count lies strictly inside the named range
+    assert [size_category(n) for n in (0, 999, 1000, 9_999, 10_000, 999_999, 1_000_000, 2_700_000)] == \
+        ["n<1K", "n<1K", "1K<n<10K", "1K<n<10K", "10K<n<100K", "100K<n<1M", "1M<n<10M", "1M<n<10M"]
+    assert size_category(5 * 10**12) == "n>1T"

@@ -31,7 +31,8 @@ from blurgen.train.report import markdown_table
 
 # The Hub's size buckets: (upper bound, label); the first bound above the count names it.
 _SIZE_BUCKETS = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
-                 (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"))
+                 (10_000_000, "1M<n<10M"), (100_000_000, "10M<n<100M"), (1_000_000_000, "100M<n<1B"),
+                 (10**10, "1B<n<10B"), (10**11, "10B<n<100B"), (10**12, "100B<n<1T"))
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ def size_category(samples: int) -> str:
     for bound, label in _SIZE_BUCKETS:
         if samples < bound:
             return label
-    return "n>1B"
+    return "n>1T"
 
 
 def front_matter(card: CardContent) -> dict[str, Any]:
