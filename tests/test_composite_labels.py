@@ -88,3 +88,33 @@ def test_image_equals_sharp_outside_the_mask_and_the_motion_is_seen_on_all_of_it
             moved_and_differs += np.count_nonzero(differs)
     assert moved_and_differs >= 0.99 * moved
     assert blurred >= len(cases) * SAMPLES_PER_CASE - 2  # (nearly) every sample blurs something
+
+
+def test_a_later_instance_keeps_the_streaks_of_an_earlier_one_beyond_its_own_pixels():
+    """Two instances blurred one after the other (as image-centric samples do): the second one
+    changes image and sharp only in its removal region and its own streak; the first one's
+    streak elsewhere in the second one's reach stays in the image, and image == sharp wherever
+    neither instance changed anything."""
+    from blurgen.composite.compose import blur_instance
+    from blurgen.composite.blurs.dispatch import sample_params
+
+    rng = np.random.default_rng(5)
+    image = rng.random((90, 140, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:90, 0:140]
+    first = (xx - 45) ** 2 + (yy - 45) ** 2 < 14 ** 2
+    second = (xx - 95) ** 2 + (yy - 45) ** 2 < 14 ** 2
+    feather, margin = 3, 2
+    along_x = {"type": "straight", "extent_px": 30.0, "angle_deg": 0.0}
+    one = blur_instance(image, first, along_x, feather_px=feather, fill_margin_px=margin)
+    image1, sharp1, changed1, _ = one.full(image)
+    params = sample_params("zoom_rotation", rng, 8.0, second)
+    two = blur_instance(image1, second, params, feather_px=feather, fill_margin_px=margin, sharp=sharp1)
+    image2, sharp2, changed2, _ = two.full(image1, sharp1)
+    assert changed1[:, 60:80].any()  # the first streak reaches into the second one's reach
+    kernel = np.ones((2 * (feather + margin) + 1,) * 2, np.uint8)
+    removal2 = cv2.dilate(second.view(np.uint8), kernel).astype(bool)
+    untouched = ~(removal2 | changed2)
+    assert np.array_equal(image2[untouched], image1[untouched])
+    assert np.array_equal(sharp2[untouched], sharp1[untouched])
+    neither = ~(changed1 | changed2)
+    assert np.array_equal(image2[neither], sharp2[neither])

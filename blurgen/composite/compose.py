@@ -49,6 +49,7 @@ class InstanceOutcome:
     image: np.ndarray     # window x 3 float32 linear: the input with this instance blurred
     sharp: np.ndarray     # window x 3 float32 linear: the sharp input with this instance over the same fill
     changed: np.ndarray   # window bool: where image and sharp may differ because of this instance
+    removed: np.ndarray   # window bool: the removal region, filled alike in image and sharp
     extent: np.ndarray    # window float32: motion extent (px) of the content at each changed pixel, > 0 there
 
     def full(self, image: np.ndarray, sharp: np.ndarray | None = None
@@ -81,9 +82,7 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     weight, so that only the band is blurred, removed and labelled.
     """
     if float(params["extent_px"]) <= 0.0 or not mask.any():
-        window = (slice(0, 0), slice(0, 0))
-        empty = image[window].copy()
-        return InstanceOutcome(window, empty, empty.copy(), np.zeros((0, 0), bool), np.zeros((0, 0), np.float32))
+        return _nothing(image)
     # All per-pixel work happens in a window that holds everything the blur can reach, not over
     # the whole frame: an instance is often a small part of the sample (docs/benchmarks.md).
     # Where that window sticks out of the frame it is filled by replicating the border: an
@@ -115,18 +114,39 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     if fill_margin_px > 0:
         size = 2 * fill_margin_px + 1
         removed = cv2.dilate(support.view(np.uint8), np.ones((size, size), np.uint8)).astype(bool)
-    local = in_window(params, wx0, wy0)
-    blurred = apply_blur(local, crop * alpha[..., None], alpha)
-    background = fill_region(crop_sharp, removed)
+    foreground = crop * alpha[..., None]
+    blurred = apply_blur(in_window(params, wx0, wy0), foreground, alpha)
     moving = blurred.alpha > ALPHA_EPS
+    # Beyond the removal region and the streak both outputs are their inputs: the per-pixel
+    # work below happens in the box of those pixels inside the frame (the window is padded by
+    # the whole reach on every side; the streak reaches out along the motion only).
+    frame_rows = (border[0], border[0] + inner[0].stop - inner[0].start)
+    frame_cols = (border[2], border[2] + inner[1].stop - inner[1].start)
+    bx0, by0, bx1, by1 = mask_box(moving | removed)
+    by0, by1 = max(by0, frame_rows[0]), min(by1, frame_rows[1])
+    bx0, bx1 = max(bx0, frame_cols[0]), min(bx1, frame_cols[1])
+    if by1 <= by0 or bx1 <= bx0:  # all of it beyond the frame
+        return _nothing(image)
+    box = (slice(by0, by1), slice(bx0, bx1))
+    background_sharp = fill_region(crop_sharp, removed)[box]
+    one_input = crop_sharp is crop
+    crop, alpha, support, moving, removed = crop[box], alpha[box], support[box], moving[box], removed[box]
+    crop_sharp = crop if one_input else crop_sharp[box]
+    sharp_foreground = foreground[box] if one_input else crop_sharp * alpha[..., None]
+    # The removed region gets the same fill in both; beyond it each keeps its own pixels (the
+    # image an earlier instance's streaks).
+    background = (background_sharp if one_input
+                  else np.where(removed[..., None], background_sharp, crop))
     changed = moving | support
     # Where content arrives, its mean extent; where the sharp instance was but (almost) nothing
     # arrives, the extent of the content that left: both are the motion seen at the pixel.
-    extent = np.where(moving, blurred.extent, np.where(support, source_extent(local, alpha.shape), 0.0))
-    composite = blurred.foreground + (1.0 - blurred.alpha)[..., None] * background
-    composite_sharp = crop_sharp * alpha[..., None] + (1.0 - alpha)[..., None] * background
-    base = base_sharp = background
+    left = source_extent(in_window(params, wx0 + bx0, wy0 + by0), alpha.shape)
+    extent = np.where(moving, blurred.extent[box], np.where(support, left, np.float32(0.0)))
+    composite = blurred.foreground[box] + (1.0 - blurred.alpha[box])[..., None] * background
+    composite_sharp = sharp_foreground + (1.0 - alpha)[..., None] * background_sharp
+    base, base_sharp = background, background_sharp
     if blend is not None:
+        blend = blend[box]
         changed &= blend > 0.0
         # x + w (y - x), not w y + (1 - w) x: exactly x where w is 0 or y equals x (outside the
         # removal the fill is the input), so nothing changes by round-off.
@@ -134,16 +154,24 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
         composite = crop + weight3 * (composite - crop)
         composite_sharp = crop_sharp + weight3 * (composite_sharp - crop_sharp)
         base = crop + weight3 * (background - crop)
-        base_sharp = base if crop_sharp is crop else crop_sharp + weight3 * (background - crop_sharp)
+        base_sharp = base if one_input else crop_sharp + weight3 * (background_sharp - crop_sharp)
         extent = blend * extent
     # Outside ``changed`` both get the same background (filled in the removal margin), from the
     # same inputs by the same operations: equal bit for bit wherever the inputs were.
-    out = np.where(changed[..., None], composite, base).astype(np.float32)
-    out_sharp = np.where(changed[..., None], composite_sharp, base_sharp).astype(np.float32)
-    extent = np.where(changed, extent, 0.0).astype(np.float32)
-    back = (slice(border[0], border[0] + inner[0].stop - inner[0].start),
-            slice(border[2], border[2] + inner[1].stop - inner[1].start))
-    return InstanceOutcome(inner, out[back], out_sharp[back], changed[back], extent[back])
+    changed3 = changed[..., None]
+    out = np.where(changed3, composite, base).astype(np.float32, copy=False)
+    out_sharp = np.where(changed3, composite_sharp, base_sharp).astype(np.float32, copy=False)
+    extent = np.where(changed, extent, np.float32(0.0)).astype(np.float32, copy=False)
+    window = (slice(wy0 + by0, wy0 + by1), slice(wx0 + bx0, wx0 + bx1))
+    return InstanceOutcome(window, out, out_sharp, changed, removed, extent)
+
+
+def _nothing(image: np.ndarray) -> InstanceOutcome:
+    """The outcome of an instance that changes no pixel."""
+    window = (slice(0, 0), slice(0, 0))
+    empty = image[window].copy()
+    return InstanceOutcome(window, empty, empty.copy(), np.zeros((0, 0), bool), np.zeros((0, 0), bool),
+                           np.zeros((0, 0), np.float32))
 
 
 def _extend(array: np.ndarray, border: tuple[int, int, int, int]) -> np.ndarray:

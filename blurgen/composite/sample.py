@@ -101,7 +101,8 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
             weight = partial_weight(rng, mask, float(rng.uniform(*c.partial_area)),
                                     float(rng.uniform(*c.transition_px)), reach=blur_reach(params) + feather)
         outcome = blur_instance(image, mask, params, feather_px=feather,
-                                fill_margin_px=config.compositing.fill_margin_px, weight=weight, sharp=sharp)
+                                fill_margin_px=config.compositing.fill_margin_px, weight=weight,
+                                sharp=None if sharp is view.image else sharp)
         if not outcome.changed.any():  # e.g. a zoom about a point: nothing moved, nothing to record
             record["coverage"] = "sharp"
             continue
@@ -111,9 +112,12 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         touched.append(win)
         image[win], sharp[win] = outcome.image, outcome.sharp
         # A later instance is composited over an earlier one: where it changed pixels, its motion
-        # is seen. Elsewhere in its window an earlier label stays only where the pair still
-        # differs: the later removal may have filled both images alike there.
-        before = blur_mask[win] & (image[win] != sharp[win]).any(axis=2)
+        # is seen. An earlier label stays elsewhere, except where this instance's removal filled
+        # both images alike (the earlier streak is gone there).
+        before = blur_mask[win] & ~outcome.changed
+        gone = before & outcome.removed
+        if gone.any():
+            before &= ~gone | (image[win] != sharp[win]).any(axis=2)
         extent[win] = np.where(outcome.changed, outcome.extent, np.where(before, extent[win], np.float32(0.0)))
         blur_mask[win] = outcome.changed | before
         record.update(strength=strength, params=params, changed_pixels=int(np.count_nonzero(outcome.changed)))
@@ -131,12 +135,13 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
     image_u8 = sharp_u8.copy()
     if touched:
         # Image and sharp equal the view outside the instances' windows, and each other outside
-        # the blur mask: encode only what differs.
+        # the blur mask: encode only the pixels that differ (a small share of the frame).
         box = (slice(min(w[0].start for w in touched), max(w[0].stop for w in touched)),
                slice(min(w[1].start for w in touched), max(w[1].stop for w in touched)))
         if not photometric:
-            sharp_u8[box] = linear_to_srgb_uint8(sharp[box])
-        image_u8[box] = np.where(blur_mask[box][..., None], linear_to_srgb_uint8(image[box]), sharp_u8[box])
+            _encode_where((sharp[box] != view.image[box]).any(axis=2), sharp[box], sharp_u8[box])
+        image_u8[box] = sharp_u8[box]
+        _encode_where(blur_mask[box], image[box], image_u8[box])
         intensity[box] = np.clip(extent[box] / np.float32(config.blur.intensity_max_px), 0.0, 1.0)
     return {
         "image": image_u8,
@@ -154,6 +159,12 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         "instances": json.dumps(records, sort_keys=True),
         "photometric": json.dumps(photometric, sort_keys=True),
     }
+
+
+def _encode_where(where: np.ndarray, linear: np.ndarray, out: np.ndarray) -> None:
+    """``out[where] = linear_to_srgb_uint8(linear[where])``: only those pixels are encoded."""
+    if where.any():
+        out[where] = linear_to_srgb_uint8(linear[where])
 
 
 def _dilated(mask: np.ndarray, radius: int) -> np.ndarray:
