@@ -32,10 +32,10 @@ def sphere(radius: float = 0.5, center=(0.0, 0.0, 0.0)) -> tuple[np.ndarray, np.
     for i in range(LATITUDES):
         for j in range(LONGITUDES):
             a, b, c, d = i * cols + j, i * cols + j + 1, (i + 1) * cols + j, (i + 1) * cols + j + 1
-            if i > 0:
-                tris.append((a, c, b))
+            if i > 0:  # wound counter-clockwise seen from outside: normals point out
+                tris.append((a, b, c))
             if i < LATITUDES - 1:
-                tris.append((b, c, d))
+                tris.append((b, d, c))
     return radius * xyz + np.asarray(center, float), uv, np.array(tris, np.int64)
 
 

@@ -155,3 +155,58 @@ def test_objects_cut_by_the_frame_are_labelled_and_counted_in_the_stats(tmp_path
                for i in range(len(data)))
     assert summary.count("truncated") == {"train": 3}
     assert "images cut by the frame (kept, by split): train 3" in summary.describe()
+
+
+def test_gltf_node_trees_are_folded_into_the_vertices_in_the_files_coordinates(tmp_path):
+    # one sphere mesh used by two nodes: a child (turned and scaled) of a moved parent, and a
+    # mirror image elsewhere. Oracle: the node transforms applied by hand to the written points.
+    import json
+    import subprocess
+    import sys
+
+    from blurgen.render.blender import script_path
+
+    v, uv, tris = sphere(0.5, (0.2, 0.1, -0.3))
+    path = write_gltf(tmp_path / "two.gltf", v, uv, tris)
+    gltf = json.loads(path.read_text())
+    quarter_z = [0.0, 0.0, math.sqrt(0.5), math.sqrt(0.5)]
+    gltf["nodes"] = [{"translation": [5.0, 0.0, 0.0], "children": [1]},
+                     {"mesh": 0, "rotation": quarter_z, "scale": [2.0, 2.0, 2.0]},
+                     {"mesh": 0, "scale": [-1.0, 1.0, 1.0], "translation": [-5.0, 1.0, 0.0]}]
+    gltf["scenes"] = [{"nodes": [0, 2]}]
+    path.write_text(json.dumps(gltf))
+    turned = 2.0 * (v @ np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T) + [5.0, 0.0, 0.0]
+    mirrored = v * [-1.0, 1.0, 1.0] + [-5.0, 1.0, 0.0]
+
+    result = tmp_path / "rig.json"
+    code = f"""
+import json, sys, numpy as np, bpy
+sys.path.insert(0, {str(script_path().parent)!r})
+import mesh_import
+bpy.ops.wm.read_factory_settings(use_empty=True)
+rig = mesh_import.MeshCache(bpy.context.scene).get({str(path)!r})
+bpy.context.view_layer.update()
+out = []
+for o in rig.meshes:
+    me = o.data
+    co = np.empty(len(me.vertices) * 3, np.float32); me.vertices.foreach_get("co", co)
+    w = np.array(o.matrix_world)
+    points = co.reshape(-1, 3) @ w[:3, :3].T + w[:3, 3]
+    normals = np.empty(len(me.polygons) * 3, np.float32); me.polygons.foreach_get("normal", normals)
+    centres = np.empty(len(me.polygons) * 3, np.float32); me.polygons.foreach_get("center", centres)
+    outward = ((centres.reshape(-1, 3) - co.reshape(-1, 3).mean(axis=0)) * normals.reshape(-1, 3)).sum(axis=1)
+    out.append({{"points": points.tolist(), "users": me.users, "inward_faces": int((outward <= 0).sum())}})
+json.dump(out, open({str(result)!r}, "w"))
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.is_file(), run.stderr[-2000:]
+    meshes = json.loads(result.read_text())
+    assert len(meshes) == 2 and all(m["users"] == 1 for m in meshes)  # each instance its own copy
+    assert [m["inward_faces"] for m in meshes] == [0, 0]  # the mirrored copy's faces still face out
+
+    def same_points(a: np.ndarray, b: np.ndarray) -> bool:
+        gap = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
+        return gap.min(axis=1).max() < 1e-4 and gap.min(axis=0).max() < 1e-4
+
+    got = [np.array(m["points"]) for m in meshes]
+    assert any(same_points(g, turned) for g in got) and any(same_points(g, mirrored) for g in got)

@@ -18,7 +18,8 @@ NUM_INSTANTS = INSTANTS  # trajectory instants (the Blender contract); 23 sub-in
 
 @section
 class AssetsSection:
-    objects: str | None = option(None, "object manifest JSON made by `blurgen assets scan-shapenet`; "
+    objects: str | None = option(None, "object manifest JSON made by `blurgen assets scan-shapenet` or "
+                                       "`scan-meshes`; "
                                        "null: the built-in demo objects (made on first use)")
     backgrounds: str | None = option(None, "background manifest JSON made by `blurgen assets "
                                            "scan-backgrounds`; null: the built-in demo backgrounds")
@@ -30,7 +31,8 @@ class AssetsSection:
     skip_objects: int = option(0, "objects skipped at the start of each category's seeded order; a "
                                   "distractor set skips the retrieval set's objects_per_category so "
                                   "the two are disjoint (same seed and manifest)", min=0)
-    require_textured: bool = option(True, "skip models without textures (ShapeNet: no images/ folder)")
+    require_textured: bool = option(True, "skip models without textures (ShapeNet: no images/ folder; "
+                                         "scan-meshes: no image and no per-vertex colours)")
     distractor_background_fraction: float = option(
         0.2, "share of the backgrounds (the last ones by id) kept for distractor mode; the retrieval "
              "set uses the rest, so the two never share a background", min=0.0, max=0.9)
