@@ -127,28 +127,40 @@ def write_gltf(path: Path, vertices: np.ndarray, uvs: np.ndarray, tris: np.ndarr
 
 
 def write_ply(path: Path, vertices: np.ndarray, tris: np.ndarray, *, binary: bool = True,
-              colours: bool = True) -> Path:
-    """PLY with float x, y, z (+ uchar red, green, blue) and triangle faces, binary or ASCII."""
+              colours: bool = True, uvs: np.ndarray | None = None) -> Path:
+    """PLY with float x, y, z (+ uchar red, green, blue) and triangle faces, binary or ASCII.
+
+    ``uvs``: also float s, t per vertex and ``comment TextureFile <stem>.png`` (a checkerboard).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     n = len(vertices)
     rgb = np.stack([np.linspace(40, 250, n), np.full(n, 200.0), np.linspace(250, 40, n)], 1).astype(np.uint8)
     props = "property float x\nproperty float y\nproperty float z\n"
     props += "property uchar red\nproperty uchar green\nproperty uchar blue\n" if colours else ""
-    header = (f"ply\nformat {'binary_little_endian' if binary else 'ascii'} 1.0\ncomment blurgen test\n"
+    props += "property float s\nproperty float t\n" if uvs is not None else ""
+    texture = f"comment TextureFile {path.stem}.png\n" if uvs is not None else ""
+    if uvs is not None:
+        checker_png(path.with_suffix(".png"))
+    header = (f"ply\nformat {'binary_little_endian' if binary else 'ascii'} 1.0\ncomment blurgen test\n{texture}"
               f"element vertex {n}\n{props}element face {len(tris)}\nproperty list uchar int vertex_indices\n"
               "end_header\n").encode()
     if binary:
         fields = [("x", "<f4"), ("y", "<f4"), ("z", "<f4")] + ([("r", "u1"), ("g", "u1"), ("b", "u1")] if colours else [])
+        fields += [("s", "<f4"), ("t", "<f4")] if uvs is not None else []
         rows = np.zeros(n, dtype=fields)
         rows["x"], rows["y"], rows["z"] = vertices.T
         if colours:
             rows["r"], rows["g"], rows["b"] = rgb.T
+        if uvs is not None:
+            rows["s"], rows["t"] = uvs.T
         faces = np.zeros(len(tris), dtype=[("n", "u1"), ("i", "<i4", 3)])
         faces["n"], faces["i"] = 3, tris
         path.write_bytes(header + rows.tobytes() + faces.tobytes())
     else:
-        lines = [" ".join([repr(float(np.float32(c))) for c in v] + ([str(c) for c in col] if colours else []))
-                 for v, col in zip(vertices.tolist(), rgb.tolist())]
+        texcoords = uvs.tolist() if uvs is not None else [[]] * n
+        lines = [" ".join([repr(float(np.float32(c))) for c in v] + ([str(c) for c in col] if colours else [])
+                          + [repr(float(np.float32(c))) for c in st])
+                 for v, col, st in zip(vertices.tolist(), rgb.tolist(), texcoords)]
         lines += [f"3 {a} {b} {c}" for a, b, c in tris.tolist()]
         path.write_bytes(header + ("\n".join(lines) + "\n").encode())
     return path

@@ -1,7 +1,8 @@
 """Render normalises every mesh, whatever its units, origin and format (real Blender, tiny renders).
 
 Spheres 1000 times too small or too large, centred tens of diagonals away from their file's
-origin, in OBJ, glTF (external buffer, and a GLB with a node transform) and PLY, are rendered
+origin, in OBJ, glTF (external buffer, and a GLB with a node transform) and PLY (vertex colours,
+and an ASCII one with a TextureFile), are rendered
 with a fixed size, depth and no motion. The oracle is the pinhole projection of a sphere: the
 object's area in pixels and its centre follow from ``trajectory.object_size`` and
 ``trajectory.depth`` alone. Unnormalised, the small ones would vanish and the large ones fill
@@ -35,7 +36,7 @@ QUARTER_TURN_Y = [0.0, math.sqrt(0.5), 0.0, math.sqrt(0.5)]
 
 
 def mesh_folder(root: Path) -> dict[str, tuple[float, tuple[float, float, float]]]:
-    """Four spheres, each as ``category/name``: id -> (radius, centre) in its file's coordinates."""
+    """Five spheres, each as ``category/name``: id -> (radius, centre) in its file's coordinates."""
     made = {}
     v, uv, tris = sphere(0.0005, (0.03, -0.02, 0.045))       # 1 mm box, 33 diagonals off the origin
     write_obj(root / "small" / "ball_obj.obj", v, uv, tris)
@@ -51,6 +52,9 @@ def mesh_folder(root: Path) -> dict[str, tuple[float, tuple[float, float, float]
     v, uv, tris = sphere(500.0, (-4e4, 2.5e4, 3e4))
     write_ply(root / "big" / "ball_ply.ply", v, tris)
     made["big/ball_ply"] = (500.0, (-4e4, 2.5e4, 3e4))
+    v, uv, tris = sphere(0.0005, (0.01, 0.05, -0.02))
+    write_ply(root / "small" / "ball_ply_textured.ply", v, tris, colours=False, uvs=uv, binary=False)
+    made["small/ball_ply_textured"] = (0.0005, (0.01, 0.05, -0.02))
     return made
 
 
@@ -65,7 +69,7 @@ def rendered(tmp_path_factory) -> tuple[list[dict], dict]:
                                                             background_height=120, preview=False))
     config = resolve_config(RenderConfig, "render", preset="demo", overrides=[
         f"assets.objects={root / 'meshes.json'}", f"assets.backgrounds={demo.backgrounds}",
-        "assets.objects_per_category=2", "trajectory.per_object=1", f"camera.width={W}", f"camera.height={H}",
+        "assets.objects_per_category=3", "trajectory.per_object=1", f"camera.width={W}", f"camera.height={H}",
         f"trajectory.depth=[{DEPTH}, {DEPTH}]", f"trajectory.object_size=[{SIZE}, {SIZE}]",
         "trajectory.translation=[0, 0]", "trajectory.rotation_deg=[0, 0]", "trajectory.margin=0.45",
         "images.max_window=1", "images.flow=true", "cycles.samples=16", "split.train=1.0", "split.val=0",
@@ -104,6 +108,11 @@ def test_each_object_has_the_pixel_size_its_configured_size_and_depth_give(rende
         x0, y0, x1, y1 = s["bbox"].tolist()
         assert abs((x1 - x0) / 2 - expected_radius) < 1.5 and abs((y1 - y0) / 2 - expected_radius) < 1.5
         assert not s["truncated"]
+    # the textured PLY wears its red and yellow checkerboard (Blender's PLY importer makes no
+    # material: mesh_import builds it from the TextureFile), not a flat grey: red well above blue
+    image = sharp["small/ball_ply_textured"]["image"].astype(float)
+    inside = sharp["small/ball_ply_textured"]["alpha"] > 0.99
+    assert image[inside, 0].mean() - image[inside, 2].mean() > 60
 
 
 def test_the_stored_pose_maps_the_files_box_centre_onto_the_objects_image_centre(rendered):
