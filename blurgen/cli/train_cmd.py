@@ -8,6 +8,7 @@ torch is imported only when a command runs, so the other commands start without 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Callable
 
 import click
 
@@ -15,6 +16,41 @@ from blurgen.cli.config_options import config_options, out_option
 
 DEVICE = click.option("--device", default="auto", show_default=True, metavar="auto|cpu|cuda|cuda:N",
                       help="Where to run: CUDA when present (auto), or the named device.")
+
+
+def train_options(data_help: str):
+    """``--data``, ``--val``, ``--out``, ``--device``, ``--resume``: what every ``train`` command takes."""
+    folder = click.Path(exists=True, file_okay=False, path_type=Path)
+    options = [click.option("--data", type=folder, required=False, help=data_help),
+               click.option("--val", type=folder, default=None, help="Folder whose val split is validated on "
+                                                                      "after each epoch (default: --data's, if any)."),
+               out_option("Run folder: checkpoints/, metrics.jsonl, curves (PNG)."), DEVICE,
+               click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")]
+
+    def apply(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return apply
+
+
+def run_train_command(make_task: Callable[[], Any], data: Path | None, out: Path, device: str, resume: bool) -> None:
+    """A ``train`` command's work: join the ranks ``torchrun`` started (or run alone), train the
+    task ``make_task()`` builds into ``out``, and print the result on rank 0."""
+    from blurgen.train.distributed import close_distributed, init_distributed
+    from blurgen.train.loop import train as run_training
+
+    if data is None:
+        raise click.UsageError("Missing option '--data'.")
+    dist = init_distributed(device)
+    try:
+        result = run_training(make_task(), out, dist, resume=resume)
+    finally:
+        close_distributed()
+    if dist.is_main:
+        metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()) or "no validation split"
+        click.echo(f"{result.epochs} epochs, {result.global_step} steps -> {out}\nvalidation: {metrics}\n"
+                   f"model: {result.checkpoint}")
 
 
 def model_options(command):
@@ -53,30 +89,12 @@ def _retrieval_config_options(command):
 
 @train.command("retrieval")
 @_retrieval_config_options
-@click.option("--data", type=click.Path(exists=True, file_okay=False, path_type=Path), required=False,
-              help="Folder of render shards (blurgen render); training reads its train split.")
-@click.option("--val", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
-              help="Folder whose val split is validated on after each epoch (default: --data's, if any).")
-@out_option("Run folder: checkpoints/, metrics.jsonl, curves (PNG).")
-@DEVICE
-@click.option("--resume", is_flag=True, help="Continue the run in --out from its last checkpoint.")
+@train_options("Folder of render shards (blurgen render); training reads its train split.")
 def train_retrieval(config, data: Path | None, val: Path | None, out: Path, device: str, resume: bool) -> None:
     """Train BRIDGE with BLISS tuples (blur-retrieval paper §3, §5) on a render job's shards."""
-    from blurgen.train.distributed import close_distributed, init_distributed
-    from blurgen.train.loop import train as run_training
     from blurgen.train.retrieval import RetrievalTask
 
-    if data is None:
-        raise click.UsageError("Missing option '--data'.")
-    dist = init_distributed(device)
-    try:
-        result = run_training(RetrievalTask(config, data, val), out, dist, resume=resume)
-    finally:
-        close_distributed()
-    if dist.is_main:
-        metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items()) or "no validation split"
-        click.echo(f"{result.epochs} epochs, {result.global_step} steps -> {out}\nvalidation: {metrics}\n"
-                   f"model: {result.checkpoint}")
+    run_train_command(lambda: RetrievalTask(config, data, val), data, out, device, resume)
 
 
 @evaluate.command("retrieval")
