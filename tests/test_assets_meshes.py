@@ -213,3 +213,16 @@ def test_a_copied_tree_scans_to_the_same_manifest_but_its_root(tmp_path):
     shutil.copytree(root, tmp_path / "b")
     a, b = scan_meshes(root, max_faces=MAX_FACES).manifest, scan_meshes(tmp_path / "b", max_faces=MAX_FACES).manifest
     assert a.assets == b.assets and a.data_dir != b.data_dir
+
+
+@pytest.mark.parametrize("rows, message", [
+    (b"0 0 0\n1 1\n2 2 2\n", "vertex lines hold 8 numbers, not 3 x 3"),
+    (b"0 0 0\n1 x 1\n2 2 2\n", "vertex line with a non-number"),
+])
+def test_a_bad_ascii_ply_vertex_block_is_unparsable(tmp_path, rows, message):
+    header = b"ply\nformat ascii 1.0\nelement vertex 3\nproperty float x\nproperty float y\nproperty float z\n"
+    header += b"element face 1\nproperty list uchar int vertex_indices\nend_header\n"
+    (tmp_path / "m" / "c").mkdir(parents=True)
+    (tmp_path / "m" / "c" / "bad.ply").write_bytes(header + rows + b"3 0 1 2\n")
+    meta = scan_meshes(tmp_path / "m").manifest.get("c/bad")["metadata"]
+    assert meta["broken"] == f"unparsable PLY ({message})"

@@ -9,6 +9,7 @@ only x, y, z are kept, so memory stays bounded; the face block is never read.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -121,6 +122,20 @@ def _row_dtype(fmt: str, element: _Element) -> np.dtype:
     return np.dtype([(f"p{i}", fmt + t) for i, (_, _, t) in enumerate(element.properties)])
 
 
+def _ascii_rows(fh, n: int, width: int) -> np.ndarray:
+    """The next ``n`` ASCII rows of ``width`` numbers each, as an (n, width) float64 array."""
+    text = b" ".join(fh.readline() for _ in range(n))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy warns (and stops) at the first token that is no number
+        try:
+            values = np.fromstring(text, sep=" ")
+        except (DeprecationWarning, ValueError):
+            raise PlyError("vertex line with a non-number") from None
+    if values.size != n * width:
+        raise PlyError(f"vertex lines hold {values.size} numbers, not {n} x {width}")
+    return values.reshape(n, width)
+
+
 def _vertex_bounds(fh, fmt: str, vertex: _Element) -> Bounds | None:
     names = [p[0] for p in vertex.properties]
     if not {"x", "y", "z"} <= set(names):
@@ -131,13 +146,7 @@ def _vertex_bounds(fh, fmt: str, vertex: _Element) -> Bounds | None:
     while left:
         n = min(left, ROWS_PER_READ)
         if dtype is None:
-            rows = [fh.readline().split() for _ in range(n)]
-            if any(len(r) < len(names) for r in rows):
-                raise PlyError("short vertex line")
-            try:
-                points = np.array([[r[c] for c in columns] for r in rows]).astype(np.float64)
-            except ValueError:
-                raise PlyError("vertex line with a non-number") from None
+            points = _ascii_rows(fh, n, len(names))[:, columns]
         else:
             block = np.fromfile(fh, dtype=dtype, count=n)
             if len(block) < n:
