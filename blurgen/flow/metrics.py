@@ -57,11 +57,24 @@ def min_direction_epe(pred: np.ndarray, gt_fwd: np.ndarray, gt_bwd: np.ndarray,
     (the ``flow_valid`` field of ``blurgen.flowpairs/1``), or (H, W) for both; None: all pixels.
     A direction with no valid pixel does not count; NaN when neither has one.
     """
-    if valid is not None:
-        valid = np.asarray(valid, dtype=bool)
-        valid_fwd, valid_bwd = (valid[..., 0], valid[..., 1]) if valid.ndim == 3 else (valid, valid)
-    else:
-        valid_fwd = valid_bwd = None
+    valid_fwd, valid_bwd = direction_masks(valid)
     scores = [epe(pred, gt_fwd, valid_fwd), epe(pred, gt_bwd, valid_bwd)]
     finite = [s for s in scores if np.isfinite(s)]
     return min(finite) if finite else float("nan")
+
+
+def direction_masks(valid: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The forward and backward validity of a ``flow_valid`` value: (H, W, 2) -> its two channels,
+    (H, W) -> itself twice, None -> None twice (every pixel)."""
+    if valid is None:
+        return None, None
+    valid = np.asarray(valid, dtype=bool)
+    return (valid[..., 0], valid[..., 1]) if valid.ndim == 3 else (valid, valid)
+
+
+def accuracy(flow: np.ndarray, gt: np.ndarray, valid: np.ndarray | None = None, threshold: float = 3.0) -> float:
+    """Share of the valid pixels (as in :func:`epe`) whose end-point error is below ``threshold``
+    px (the "1px / 3px / 5px" accuracies of flow benchmarks); NaN when no pixel qualifies."""
+    errors = epe_map(flow, gt).astype(np.float64)
+    use = _valid_mask(valid, errors.shape) & np.isfinite(errors)
+    return float((errors[use] < threshold).mean()) if use.any() else float("nan")
