@@ -52,3 +52,5 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 for _command in (render, composite, flowpairs, shards, assets, train, evaluate):
     main.add_command(_command)
+
+import blurgen.cli.train_flow_cmd  # noqa: E402,F401  registers train flow and evaluate flow
