@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
+import mmap
 import struct
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,22 @@ class GltfStats:
     coloured: bool                  # an image or per-vertex colours: more than a flat material
 
 
-def read_gltf(path: str | Path) -> tuple[dict[str, Any], bytes | None]:
-    """The glTF JSON and, for a ``.glb``, its binary chunk (None if it has none)."""
-    data = Path(path).read_bytes()
-    if data[:4] != GLB_MAGIC:
+def map_file(path: str | Path) -> memoryview:
+    """The file's bytes, memory-mapped: binary buffers are read only where the positions lie, so
+    a scan's memory does not grow with the size of a GLB (Objaverse's reach hundreds of MB)."""
+    with open(path, "rb") as fh:
         try:
-            return json.loads(data.decode("utf-8-sig")), None
+            return memoryview(mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ))
+        except ValueError:  # an empty file cannot be mapped
+            return memoryview(b"")
+
+
+def read_gltf(path: str | Path) -> tuple[dict[str, Any], memoryview | None]:
+    """The glTF JSON and, for a ``.glb``, its binary chunk (None if it has none)."""
+    data = map_file(path)
+    if bytes(data[:4]) != GLB_MAGIC:
+        try:
+            return json.loads(bytes(data).decode("utf-8-sig")), None
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise GltfError(f"not glTF JSON: {type(exc).__name__}") from None
     if len(data) < 20:
@@ -65,7 +76,7 @@ def read_gltf(path: str | Path) -> tuple[dict[str, Any], bytes | None]:
             raise GltfError("truncated GLB chunk")
         if kind == _CHUNK_JSON and gltf is None:
             try:
-                gltf = json.loads(body.decode("utf-8"))
+                gltf = json.loads(bytes(body).decode("utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as exc:
                 raise GltfError(f"bad GLB JSON chunk: {type(exc).__name__}") from None
         elif kind == _CHUNK_BIN and binary is None:
@@ -89,9 +100,9 @@ def gltf_stats(path: str | Path) -> GltfStats:
 
 
 class _Scan:
-    def __init__(self, path: Path, gltf: dict[str, Any], glb_binary: bytes | None) -> None:
+    def __init__(self, path: Path, gltf: dict[str, Any], glb_binary: memoryview | None) -> None:
         self.path, self.gltf, self.glb_binary = path, gltf, glb_binary
-        self.buffers: dict[int, bytes | None] = {}
+        self.buffers: dict[int, bytes | memoryview | None] = {}
         self.missing: list[str] = []
 
     def run(self) -> GltfStats:
@@ -119,7 +130,7 @@ class _Scan:
         coloured = coloured or bool(gltf.get("images"))
         return GltfStats(vertices, faces, bounds, images, tuple(self.missing), coloured)
 
-    def _buffer(self, buf: dict[str, Any]) -> bytes | None:
+    def _buffer(self, buf: dict[str, Any]) -> bytes | memoryview | None:
         uri = buf.get("uri")
         if uri is None:
             return self.glb_binary
@@ -129,7 +140,7 @@ class _Scan:
         if not file.is_file():
             self.missing.append(unquote(uri))
             return None
-        return file.read_bytes()
+        return map_file(file)
 
     def _mesh_instances(self) -> list[tuple[int, np.ndarray]]:
         """(mesh index, 4x4 world matrix) of every node with a mesh in the default scene."""
