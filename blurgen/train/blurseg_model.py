@@ -1,0 +1,137 @@
+"""SMBlurDetect's network (subtle-blur paper §3.3): a U-Net with two pixel heads and deep supervision.
+
+- Encoder and decoder: segmentation_models_pytorch's U-Net (``smp.Unet``), encoder a config value
+  (the paper: ResNet-50). ``encoder_weights`` is never a download: None (random) or a user's
+  state-dict file read with ``torch.load(weights_only=True)`` (torchvision ResNet keys; ``fc.*``
+  ignored). With the frequency channel the first convolution takes 4 inputs: the file's RGB
+  filters are loaded into an RGB encoder first and smp's ``set_in_channels`` then adds the fourth
+  (its rule: new input channels reuse the pretrained filters, scaled).
+- Heads on the last decoder stage: a 1x1 convolution giving blur-mask logits (no activation),
+  and a 1x1 convolution + sigmoid giving the blur-intensity map in 0..1.
+- Deep supervision: a 1x1 convolution giving mask logits on each of the last ``aux_stages``
+  intermediate decoder stages (coarser resolutions), read by forward hooks on smp's decoder
+  blocks, so smp's own forward runs unchanged.
+- Inputs of any size: padded at the right and bottom to a multiple of the encoder's stride
+  (mirrored, see :func:`pad_to_multiple`) and every output cropped back (:func:`crop_to`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from blurgen.errors import BlurgenError
+from blurgen.train.retrieval_model import _first  # a short list of state-dict keys for an error line
+
+
+class BlurSegOutput(NamedTuple):
+    mask_logits: torch.Tensor          # (N, 1, H, W)
+    intensity: torch.Tensor            # (N, 1, H, W) in 0..1
+    aux_logits: tuple[torch.Tensor, ...]  # coarse to fine, each (N, 1, H / 2^k, W / 2^k) of the padded input
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """``x`` (N, C, H, W) padded at the right and bottom to multiples of ``multiple``, and (H, W).
+
+    Mirrored padding keeps the local statistics a blur detector reads (zeros or replicated edges
+    would look like a flat, i.e. blurred, band); edge replication where the image is too small
+    to mirror.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = -h % multiple, -w % multiple
+    if ph or pw:
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(x, (0, pw, 0, ph), mode=mode)
+    return x, (h, w)
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """The top-left (H, W) of ``x`` (..., H', W'): undoes :func:`pad_to_multiple`."""
+    return x[..., :size[0], :size[1]]
+
+
+class BlurSegNet(nn.Module):
+    """U-Net (smp) with mask logits, sigmoid intensity and auxiliary mask heads."""
+
+    def __init__(self, encoder: str = "resnet50", *, encoder_weights: str | Path | None = None,
+                 encoder_depth: int = 5, decoder_channels: tuple[int, ...] = (256, 128, 64, 32, 16),
+                 in_channels: int = 3, aux_stages: int = 3) -> None:
+        super().__init__()
+        import segmentation_models_pytorch as smp
+
+        if len(decoder_channels) != encoder_depth:
+            raise BlurgenError(f"model.decoder_channels has {len(decoder_channels)} widths for encoder_depth "
+                               f"{encoder_depth}: give one per encoder stage")
+        if aux_stages > encoder_depth - 1:
+            raise BlurgenError(f"model.aux_stages {aux_stages}: the decoder has only {encoder_depth - 1} "
+                               "intermediate stages")
+        # a user's RGB weights are loaded into an RGB encoder, then widened to in_channels
+        built_channels = 3 if encoder_weights is not None else in_channels
+        try:
+            self.unet = smp.Unet(encoder, encoder_depth=encoder_depth, encoder_weights=None,
+                                 decoder_channels=tuple(decoder_channels), in_channels=built_channels, classes=1)
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise BlurgenError(f"model.encoder {encoder!r} is not a segmentation_models_pytorch encoder "
+                               f"({str(exc).splitlines()[0][:120]})") from None
+        if encoder_weights is not None:
+            load_encoder_weights(self.unet.encoder, encoder_weights)
+            if in_channels != 3:
+                if not hasattr(self.unet.encoder, "set_in_channels"):
+                    raise BlurgenError(f"model.encoder {encoder!r} cannot widen loaded RGB weights to the frequency "
+                                       "channel: set model.frequency_channel: false, or use an smp encoder "
+                                       "(e.g. resnet18)")
+                self.unet.encoder.set_in_channels(in_channels, pretrained=True)
+        del self.unet.segmentation_head  # replaced by the two heads below (1x1, as the paper)
+        self.multiple = int(self.unet.encoder.output_stride)
+        final = decoder_channels[-1]
+        self.mask_head = nn.Conv2d(final, 1, kernel_size=1)
+        self.intensity_head = nn.Conv2d(final, 1, kernel_size=1)
+        blocks = list(self.unet.decoder.blocks)
+        self._aux_blocks = blocks[len(blocks) - 1 - aux_stages:len(blocks) - 1]
+        self.aux_heads = nn.ModuleList(nn.Conv2d(decoder_channels[len(blocks) - 1 - aux_stages + k], 1, 1)
+                                       for k in range(aux_stages))
+        self._captured: list[torch.Tensor] = []
+        for block in self._aux_blocks:
+            block.register_forward_hook(self._capture)
+
+    def _capture(self, module: nn.Module, inputs: object, output: torch.Tensor) -> None:
+        self._captured.append(output)
+
+    def forward(self, x: torch.Tensor) -> BlurSegOutput:
+        padded, size = pad_to_multiple(x, self.multiple)
+        self._captured = []
+        features = self.unet.decoder(self.unet.encoder(padded))
+        captured, self._captured = self._captured, []
+        aux = tuple(head(f) for head, f in zip(self.aux_heads, captured))
+        return BlurSegOutput(crop_to(self.mask_head(features), size),
+                             crop_to(torch.sigmoid(self.intensity_head(features)), size), aux)
+
+
+def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
+    """A state dict from ``path`` into smp's encoder (``fc.*`` ignored); one line when it does not fit.
+
+    Read with ``weights_only=True``: a state dict is tensors, and nothing in the file may run code.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BlurgenError(f"model.encoder_weights: no such file: {path}") from None
+    except Exception as error:  # unpickling errors have no common base class
+        raise BlurgenError(f"model.encoder_weights: {path} is not a readable torch state dict "
+                           f"({str(error).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BlurgenError(f"model.encoder_weights: {path} is not a state dict (a mapping of names to tensors)")
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    try:
+        result = nn.Module.load_state_dict(encoder, state, strict=False)
+    except RuntimeError as error:  # shape mismatches: another architecture's weights
+        raise BlurgenError(f"model.encoder_weights: {path} does not fit the encoder: "
+                           f"{' '.join(str(error).split())[:240]}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise BlurgenError(f"model.encoder_weights: {path} does not fit the encoder: missing "
+                           f"{_first(result.missing_keys)}, unexpected {_first(result.unexpected_keys)}")
