@@ -54,3 +54,4 @@ for _command in (render, composite, flowpairs, shards, assets, train, evaluate):
     main.add_command(_command)
 
 import blurgen.cli.train_flow_cmd  # noqa: E402,F401  registers train flow and evaluate flow
+import blurgen.cli.train_blurseg_cmd  # noqa: E402,F401  registers train blur-seg and evaluate blur-seg
