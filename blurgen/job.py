@@ -6,8 +6,9 @@ verify. A generator supplies only what differs (the :class:`Generator` protocol)
 items, in order, and how the items of a task become samples. Everything else is here:
 
 - :func:`run_job`: the farm contract (task count, this process's task, the output folder, the
-  refusal of another job's folder), the tasks (here with a progress bar, or ``jobs`` at a time
-  through joblib), and the contact sheet when every task ran here;
+  refusal of another job's folder), the tasks (here with a progress bar, ``jobs`` at a time
+  through joblib, or on a Dask cluster with ``farm.backend: dask``), and the contact sheet when
+  every task ran from here;
 - :func:`run_task`: one task: its block of items, the skip rule, one writer per split, the
   counts, closing the shards with the task's stats (or deleting them on an error);
 - :class:`TaskSummary`, :class:`JobSummary`: what a task and a job did, one shape for every
@@ -22,7 +23,7 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar
 
 from blurgen.config import to_json
 from blurgen.config.schema import run_only_keys
@@ -198,7 +199,8 @@ def run_job(generator: Generator, out_dir: str | Path, *, task_index: int | None
     """Run ``generator``'s job into ``out_dir`` under the farm contract.
 
     With a task index (argument, ``SLURM_ARRAY_TASK_ID`` or ``JOB_COMPLETION_INDEX``) only that
-    task runs; without one every task runs here, ``jobs`` at a time, and a preview is written.
+    task runs; without one every task runs from here (``farm.backend``: on this machine, ``jobs``
+    at a time, or on the Dask cluster at ``farm.scheduler``), and a preview is written.
     ``num_tasks`` overrides the config's ``farm.num_tasks`` (and is stored with it).
     """
     config = generator.config
@@ -208,14 +210,24 @@ def run_job(generator: Generator, out_dir: str | Path, *, task_index: int | None
     num_tasks = generator.config.farm.num_tasks
     index = task_index_from(task_index, num_tasks)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    refuse_other_jobs(out, to_json(generator.config), run_only_keys(type(generator.config)))
-    tasks = [index] if index is not None else list(range(num_tasks))
-    generator.before_tasks(tasks, num_tasks)
-    total = sum(len(task_block(generator.items, t, num_tasks)) for t in tasks)
-    summaries = run_job_tasks(lambda t, on_item: run_task(generator, out, t, num_tasks, on_item), tasks,
-                              jobs=jobs, total=total, unit=generator.wording.unit, desc=generator.name,
-                              progress=progress)
+    with _dask_client_if_asked(generator.config.farm, index, jobs) as (client, resources):  # before any write
+        out.mkdir(parents=True, exist_ok=True)
+        refuse_other_jobs(out, to_json(generator.config), run_only_keys(type(generator.config)))
+        tasks = [index] if index is not None else list(range(num_tasks))
+        generator.before_tasks(tasks, num_tasks)
+        sizes = [len(task_block(generator.items, t, num_tasks)) for t in tasks]
+        unit, desc = generator.wording.unit, generator.name
+        if client is not None:
+            from blurgen.dask_farm import run_on_dask
+
+            with progress_bar(sum(sizes), unit, desc, progress) as advance:  # moves as each task finishes
+                summaries = run_on_dask(client, _run_task_on_dask_worker, generator,
+                                        [(out, t, num_tasks, resources) for t in tasks], resources,
+                                        on_done=lambda i: advance(sizes[i]))
+        else:
+            summaries = run_job_tasks(lambda t, on_item: run_task(generator, out, t, num_tasks, on_item),
+                                      tasks, jobs=jobs, total=sum(sizes), unit=unit, desc=desc,
+                                      progress=progress)
     preview = None
     if index is None and generator.config.output.preview and any(s.samples for s in summaries):
         from blurgen.viz.preview import preview_shards
@@ -256,6 +268,36 @@ def run_job_tasks(run_one: Callable[[int, Callable[[int], None] | None], S], tas
             return [run_one(t, advance) for t in tasks]
     threads = max(1, len(os.sched_getaffinity(0)) // jobs)
     return run_tasks(lambda t: _with_threads(threads, run_one, t), tasks, jobs)
+
+
+@contextlib.contextmanager
+def _dask_client_if_asked(farm: Any, index: int | None, jobs: int
+                          ) -> Iterator[tuple[Any, dict[str, float]]]:
+    """A client of the Dask scheduler and the resources each task asks for when ``farm.backend``
+    is ``dask``, else ``(None, {})``; every refusal comes before the output folder is touched."""
+    if farm.backend != "dask":
+        yield None, {}
+        return
+    if index is not None:
+        raise BlurgenError(f"backend dask runs every task on the cluster, but this process is task {index} "
+                           "(--task-index, SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX): drop one of them")
+    if jobs > 1:
+        raise BlurgenError("--jobs is for backend local: on Dask, the workers' threads (and --resources) "
+                           "decide how many tasks run at once")
+    from blurgen.dask_farm import dask_client, parse_resources
+
+    resources = parse_resources(farm.resources)  # a malformed resource fails before connecting
+    with dask_client(farm.scheduler) as client:
+        yield client, resources
+
+
+def _run_task_on_dask_worker(generator: Generator, out_dir: Path, task_index: int, num_tasks: int,
+                             resources: Mapping[str, float]) -> TaskSummary:
+    """One task on a Dask worker, with the worker's cores shared by the tasks it runs at once."""
+    from blurgen.dask_farm import worker_cores
+
+    return _with_threads(worker_cores(resources), lambda t, _: run_task(generator, out_dir, t, num_tasks),
+                         task_index)
 
 
 def _with_threads(threads: int, run_one: Callable[[int, Any], S], task: int) -> S:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 from typing import Sequence
 
 import h5py
@@ -97,7 +96,8 @@ def test_a_rerun_skips_complete_tasks_and_runs_the_rest(tmp_path):
 
 def test_run_only_settings_may_change_on_a_rerun_others_are_refused(tmp_path):
     run_job(ToyGenerator(ToyConfig()), tmp_path, progress=False)
-    assert run_only_keys(ToyConfig) == [("output", "preview")]
+    assert run_only_keys(ToyConfig) == [("output", "preview"), ("farm", "backend"), ("farm", "scheduler"),
+                                        ("farm", "resources")]
     previewed = ToyConfig(output=OutputSection(preview=True))
     summary = run_job(ToyGenerator(previewed), tmp_path, progress=False)  # how it runs: accepted
     assert summary.tasks[0].skipped_complete

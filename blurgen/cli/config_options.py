@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any, Callable
@@ -54,7 +55,9 @@ def out_option(help_text: str) -> Callable[[Callable[..., Any]], Callable[..., A
 
 
 def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--out, --task-index, --num-tasks, --jobs: the farm contract every generator command shares."""
+    """--out, --task-index, --num-tasks, --jobs, --backend, --scheduler, --resources: the farm
+    contract every generator command shares. Place it below :func:`config_options`: the last
+    three set ``farm.backend``, ``farm.scheduler`` and ``farm.resources`` of the resolved config."""
     for decorator in reversed([
         out_option("Folder for the shards, manifest.json and preview.png."),
         click.option("--task-index", type=int, default=None,
@@ -64,6 +67,28 @@ def job_options(command: Callable[..., Any]) -> Callable[..., Any]:
                      help="Tasks the job is split into (default: farm.num_tasks of the config)."),
         click.option("--jobs", type=click.IntRange(min=1), default=1, show_default=True,
                      help="Tasks run at once when every task runs here."),
+        _backend_options,
     ]):
         command = decorator(command)
     return command
+
+
+def _backend_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--backend, --scheduler, --resources over the config's farm section (run-only fields)."""
+    @click.option("--backend", type=click.Choice(["local", "dask"]), default=None,
+                  help="Where the tasks run when every task runs from here: local (--jobs at a time) or "
+                       "dask (an existing Dask cluster, --scheduler) (default: farm.backend).")
+    @click.option("--scheduler", metavar="ADDRESS", default=None,
+                  help="The Dask scheduler: tcp://host:8786 or a scheduler file (default: farm.scheduler).")
+    @click.option("--resources", metavar="NAME=AMOUNT", multiple=True,
+                  help="Dask worker resources each task holds, e.g. GPU=1; repeatable "
+                       "(default: farm.resources).")
+    @functools.wraps(command)  # keeps click's parameters (__click_params__)
+    def wrapper(*args: Any, config: Any, backend: str | None, scheduler: str | None,
+                resources: tuple[str, ...], **kwargs: Any) -> Any:
+        given = {"backend": backend, "scheduler": scheduler, "resources": resources or None}
+        farm = dataclasses.replace(config.farm, **{k: v for k, v in given.items() if v is not None})
+        if farm.backend != "dask" and (scheduler or resources):
+            raise click.UsageError("--scheduler and --resources are for --backend dask (or farm.backend: dask).")
+        return command(*args, config=dataclasses.replace(config, farm=farm), **kwargs)
+    return wrapper
