@@ -171,6 +171,31 @@ def test_a_dask_run_writes_the_shards_of_a_local_run(cluster, tmp_path, command,
     assert "3 task(s) already complete, skipped" in again.output  # the skip rule, on Dask too
 
 
+@pytest.mark.slow
+def test_a_render_on_dask_writes_the_shards_of_a_local_render(cluster, tmp_path):
+    from blurgen.assets.config import DemoAssetsConfig
+    from blurgen.assets.demo import make_demo_assets
+    from blurgen.render.config import RenderConfig
+    from blurgen.render.pipeline import render_dataset
+
+    demo = make_demo_assets(tmp_path / "assets", DemoAssetsConfig(
+        categories=2, objects_per_category=1, texture_size=32, backgrounds=2, background_width=96,
+        background_height=72, preview=False))
+
+    def config(*farm: str) -> RenderConfig:
+        return resolve_config(RenderConfig, "render", preset="demo", overrides=[
+            f"assets.objects={demo.objects}", f"assets.backgrounds={demo.backgrounds}",
+            "assets.objects_per_category=1", "trajectory.per_object=1", "camera.width=64", "camera.height=48",
+            "cycles.samples=2", "images.max_window=2", "labels.erosion_px=1", "output.preview=false",
+            "farm.num_tasks=2", *farm])
+
+    render_dataset(config(), tmp_path / "local", progress=False)
+    summary = render_dataset(config("farm.backend=dask", f"farm.scheduler={cluster.scheduler_address}"),
+                             tmp_path / "dask", progress=False)  # Blender runs inside the workers
+    assert summary.samples > 0
+    assert_same_shards_but_the_backend(tmp_path / "dask", tmp_path / "local", RenderConfig)
+
+
 @dataclasses.dataclass(frozen=True)
 class Recording(FlowpairsGenerator):
     """The real synth generator, which notes where each task attempt ran; the first attempt of
