@@ -18,6 +18,7 @@ import numpy as np
 
 from blurgen.color import linear_to_srgb_uint8
 from blurgen.composite.blurs import blur_type
+from blurgen.composite.blurs.base import into
 from blurgen.composite.blurs.dispatch import blur_reach, sample_params
 from blurgen.composite.compose import blur_instance, feather_radius
 from blurgen.composite.config import STAGES, CompositeConfig, allowed_types
@@ -35,15 +36,20 @@ MAX_OVERLAP = 0.1
 
 
 def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData,
-                views: dict[Any, tuple[View, np.ndarray]] | None = None) -> dict[str, Any]:
+                views: dict[Any, Any] | None = None) -> dict[str, Any]:
     """The shard sample of ``item``, drawn from its own random stream.
 
     ``views``: a cache, shared by the samples of one source, of image-centric views and their
-    8-bit encoding (the same crop of the same photo every time); it changes no result.
+    8-bit encoding (the same crop of the same photo every time) and of which instance masks are
+    not empty; it changes no result.
     """
     rng = item_rng(config.seed, item.item_id, STREAM_SAMPLE)
     s = config.samples
-    present = [i for i, m in enumerate(source.masks) if m.any()]
+    present = views.get(("present", source.source_id)) if views is not None else None
+    if present is None:  # scanning every full-size mask costs ~1 ms: once per source
+        present = [i for i, m in enumerate(source.masks) if m.any()]
+        if views is not None:
+            views[("present", source.source_id)] = present
     mask_centric = bool(present) and rng.random() < s.mask_centric
     if mask_centric:
         focus = present[int(rng.integers(len(present)))]
@@ -138,8 +144,8 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         # the blur mask: encode only the pixels that differ (a small share of the frame).
         box = (slice(min(w[0].start for w in touched), max(w[0].stop for w in touched)),
                slice(min(w[1].start for w in touched), max(w[1].stop for w in touched)))
-        if not photometric:
-            _encode_where((sharp[box] != view.image[box]).any(axis=2), sharp[box], sharp_u8[box])
+        if not photometric:  # sharp equals the view outside the instances' windows
+            sharp_u8[box] = linear_to_srgb_uint8(sharp[box])
         image_u8[box] = sharp_u8[box]
         _encode_where(blur_mask[box], image[box], image_u8[box])
         intensity[box] = np.clip(extent[box] / np.float32(config.blur.intensity_max_px), 0.0, 1.0)
@@ -162,9 +168,14 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
 
 
 def _encode_where(where: np.ndarray, linear: np.ndarray, out: np.ndarray) -> None:
-    """``out[where] = linear_to_srgb_uint8(linear[where])``: only those pixels are encoded."""
-    if where.any():
-        out[where] = linear_to_srgb_uint8(linear[where])
+    """``out = linear_to_srgb_uint8(linear)`` where ``where``, encoding only the box of those
+    pixels (a boolean gather of scattered pixels costs more than encoding their box)."""
+    if not where.any():
+        return
+    x0, y0, x1, y1 = mask_box(where)
+    box = (slice(y0, y1), slice(x0, x1))
+    view = out[box]
+    into(view, cv2.copyTo(linear_to_srgb_uint8(linear[box]), np.ascontiguousarray(where[box]).view(np.uint8), view))
 
 
 def _dilated(mask: np.ndarray, radius: int) -> np.ndarray:
