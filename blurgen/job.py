@@ -75,7 +75,8 @@ class Generator:
         return {}
 
     def before_tasks(self, tasks: Sequence[int], num_tasks: int) -> None:
-        """Work the tasks that run in this process share, done once before they start."""
+        """Work the tasks that run from this process share, done once before they start on this
+        machine (not before they go to a Dask cluster: there each task does its own, as on a farm)."""
 
 
 @dataclasses.dataclass
@@ -214,7 +215,8 @@ def run_job(generator: Generator, out_dir: str | Path, *, task_index: int | None
         out.mkdir(parents=True, exist_ok=True)
         refuse_other_jobs(out, to_json(generator.config), run_only_keys(type(generator.config)))
         tasks = [index] if index is not None else list(range(num_tasks))
-        generator.before_tasks(tasks, num_tasks)
+        if client is None:  # on Dask the tasks run on the workers and each does its own share
+            generator.before_tasks(tasks, num_tasks)
         sizes = [len(task_block(generator.items, t, num_tasks)) for t in tasks]
         unit, desc = generator.wording.unit, generator.name
         if client is not None:

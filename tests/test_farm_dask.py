@@ -206,6 +206,9 @@ class Recording(FlowpairsGenerator):
     hang_task: int | None = None
     fifo: str = ""
 
+    def before_tasks(self, tasks: Sequence[int], num_tasks: int) -> None:
+        Path(self.log).with_suffix(".before").write_text("ran here")
+
     def make(self, items: Sequence[PairItem], task: TaskRun) -> None:
         import cv2
         from distributed import get_worker
@@ -254,6 +257,7 @@ def test_tasks_asking_for_a_resource_run_only_where_it_is_with_the_cores_they_ma
     shares = {"gpu": max(1, cores // 2), "cpu": cores}  # without resources: the cores over the worker's threads
     assert [n for _, name, _, n in attempts(tmp_path / "any.log")] == [
         shares[name] for _, name, _, _ in attempts(tmp_path / "any.log")]
+    assert not list(tmp_path.glob("*.before"))  # work before the tasks is the tasks' own on Dask
     gpu, anywhere = shard_contents(tmp_path / "gpu"), shard_contents(tmp_path / "any")
     assert gpu.keys() == anywhere.keys()
     for name, (data, _) in gpu.items():
