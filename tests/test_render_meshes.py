@@ -19,7 +19,7 @@ import pytest
 
 from blurgen.assets.config import DemoAssetsConfig
 from blurgen.assets.demo import make_demo_assets
-from blurgen.assets.mesh_scan import scan_meshes
+from blurgen.assets.mesh_scan import MeshScan, scan_meshes
 from blurgen.config import resolve_config
 from blurgen.render.config import RenderConfig
 from blurgen.render.pipeline import render_dataset
@@ -59,7 +59,8 @@ def mesh_folder(root: Path) -> dict[str, tuple[float, tuple[float, float, float]
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> tuple[list[dict], dict]:
+def rendered(tmp_path_factory) -> tuple[list[dict], dict, MeshScan]:
+    """The samples of one render of every sphere, the spheres made, and their scan."""
     root = tmp_path_factory.mktemp("meshes")
     made = mesh_folder(root / "meshes")
     scan = scan_meshes(root / "meshes")
