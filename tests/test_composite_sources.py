@@ -234,7 +234,7 @@ def test_mask_folder_problems_are_skips(folders):
     write(masks / "sub" / "photo.v1.png", np.ones((8, 6), np.uint8))
     with pytest.raises(SkipSource) as info:
         source.masks_for(ref, image)
-    assert info.value.reason == "mask size mismatch" and "rotated" in str(info.value)
+    assert info.value.reason == "mask size mismatch" and "mask_orientation" in str(info.value)
     write(masks / "sub" / "photo.v1" / "x.png", np.ones((6, 8), np.uint8))
     with pytest.raises(SkipSource) as info:
         source.masks_for(ref, image)

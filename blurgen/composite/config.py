@@ -7,6 +7,7 @@ paper (§3.1-3.2, §3.5) and explains the readings blurgen takes where the paper
 from __future__ import annotations
 
 from blurgen.composite.blurs import BLUR_TYPES
+from blurgen.composite.orientation import MASK_ORIENTATIONS
 from blurgen.config import option, section
 from blurgen.config.common import OutputSection, TasksSection
 from blurgen.shards.schemas import COMPOSITE
@@ -33,6 +34,11 @@ class SourcesSection:
                                       "recursively); null: built-in procedural photos with exact masks")
     masks: str | None = option(None, "folder of instance masks for the photos: <name>.png label image "
                                      "(0 background, one value per instance) or <name>/*.png binary masks")
+    mask_orientation: str | None = option(None, "how mask files of JPEGs with an EXIF orientation were made: "
+                                                "stored (on the stored pixels: turned upright like the "
+                                                "photo) or upright (on the photo as viewers show it); "
+                                                "null: such photos are skipped and counted",
+                                          choices=MASK_ORIENTATIONS)
     sam_checkpoint: str | None = option(None, "SAM checkpoint (.pth) to segment photos that have no mask "
                                               "files; masks are cached per photo next to the output")
     sam_model: str = option("vit_h", "SAM model type of the checkpoint", choices=SAM_MODEL_TYPES)

@@ -31,7 +31,7 @@ def mask_source(config: CompositeConfig, out_dir: Path) -> MaskSource:
     if src.masks and src.sam_checkpoint:
         raise BlurgenError("give either a masks folder (--masks) or a SAM checkpoint (--sam-checkpoint), not both")
     if src.masks:
-        return FolderMasks(Path(src.masks).expanduser())
+        return FolderMasks(Path(src.masks).expanduser(), src.mask_orientation)
     if src.sam_checkpoint:
         generator = {k: v for k, v in to_dict(config.sam).items() if k != "device"}
         return SamMasks(Path(src.sam_checkpoint).expanduser(), src.sam_model, generator,

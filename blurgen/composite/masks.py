@@ -9,9 +9,14 @@ For the image ``a/b.jpg`` (relative to the images folder) the masks folder holds
   by its file name. A pixel is in when its value is above half the range (> 127 for 8 bits);
   colour files use their brightest channel.
 
-Mask files are read as stored (no EXIF rotation). A missing or ambiguous entry, an unreadable
-file or a size that differs from the image's makes the source a :class:`SkipSource`; empty
-instance masks are passed on and dropped (and counted) by the area filter.
+Mask files are read as stored (they carry no EXIF rotation). For a JPEG photo with an EXIF
+orientation other than 1, which is decoded upright, ``orientation`` (``sources.mask_orientation``)
+says how its mask files were made: ``stored`` (on the stored pixels: they are turned upright
+the same way) or ``upright`` (used as read); unset, such a photo is skipped with the counted
+reason "rotated photo, mask orientation not set" (a 180° turn or a mirror keeps the size, so a
+mismatch could not be detected). A missing or ambiguous entry, an unreadable file or a size
+that differs from the image's makes the source a :class:`SkipSource`; empty instance masks are
+passed on and dropped (and counted) by the area filter.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from blurgen.composite.orientation import MASK_ORIENTATIONS, photo_orientation, stored_shape, upright
 from blurgen.composite.sources import IMAGE_SUFFIXES, PhotoMasks, SkipSource, SourceRef
 from blurgen.errors import BlurgenError
 
@@ -42,9 +48,10 @@ def _read_mask_file(path: Path) -> np.ndarray:
 def _check_size(mask: np.ndarray, shape: tuple[int, int], path: Path) -> None:
     if mask.shape[:2] != shape:
         h, w = shape
-        hint = " (rotated? masks are read without EXIF rotation)" if mask.shape[:2] == (w, h) else ""
+        hint = (" (made on the photo turned the other way? see sources.mask_orientation)"
+                if mask.shape[:2] == (w, h) else "")
         raise SkipSource("mask size mismatch", f"{path} is {mask.shape[1]}x{mask.shape[0]}, "
-                                               f"the image {w}x{h}{hint}")
+                                               f"expected {w}x{h}{hint}")
 
 
 def label_masks(label: np.ndarray) -> tuple[np.ndarray, list[str]]:
@@ -84,10 +91,14 @@ def binary_mask(image: np.ndarray) -> np.ndarray:
 class FolderMasks(PhotoMasks):
     """Mask source: one label image or one folder of binary masks per source image."""
 
-    def __init__(self, masks_dir: Path) -> None:
+    def __init__(self, masks_dir: Path, orientation: str | None = None) -> None:
         self.masks_dir = Path(masks_dir)
         if not self.masks_dir.is_dir():
             raise BlurgenError(f"masks folder {self.masks_dir} does not exist or is not a folder")
+        if orientation not in (None, *MASK_ORIENTATIONS):
+            raise BlurgenError(f"mask orientation must be one of {', '.join(MASK_ORIENTATIONS)} or unset, "
+                               f"got {orientation!r}")
+        self.orientation = orientation
 
     def paths_for(self, ref: SourceRef) -> tuple[Path, Path]:
         """(label image, instance folder) that may hold the masks of ``ref``."""
@@ -105,17 +116,34 @@ class FolderMasks(PhotoMasks):
         has_label, has_folder = label_path.is_file(), folder.is_dir()
         if has_label and has_folder:
             raise SkipSource("ambiguous masks", f"both {label_path} and {folder}/ exist; keep one")
+        if not (has_label or has_folder):
+            raise SkipSource("no mask file", f"neither {label_path} nor {folder}/ exists")
+        turn = self._turn(ref)
+        expected = stored_shape(shape, turn)  # the shape of the mask files as read
         if has_label:
             label = _read_mask_file(label_path)
-            _check_size(label, shape, label_path)
-            return label_masks(label)
-        if has_folder:
-            files = sorted(p for p in folder.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
-            masks = np.zeros((len(files),) + shape, bool)
-            for i, path in enumerate(files):
-                image = _read_mask_file(path)
-                _check_size(image, shape, path)
-                masks[i] = binary_mask(image)
-            return masks, [p.name for p in files]
-        raise SkipSource("no mask file", f"neither {label_path} nor {folder}/ exists")
+            _check_size(label, expected, label_path)
+            return label_masks(upright(label, turn))
+        files = sorted(p for p in folder.iterdir()
+                       if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        masks = np.zeros((len(files),) + shape, bool)
+        for i, path in enumerate(files):
+            image = _read_mask_file(path)
+            _check_size(image, expected, path)
+            masks[i] = upright(binary_mask(image), turn)
+        return masks, [p.name for p in files]
+
+    def _turn(self, ref: SourceRef) -> int:
+        """The EXIF orientation to apply to ``ref``'s mask files (1: none), or SkipSource when
+        the photo is turned and the config does not say how its masks were made."""
+        try:
+            orientation = photo_orientation(ref.path) if ref.path is not None else 1
+        except OSError as exc:
+            raise SkipSource("unreadable image", f"{ref.path}: {exc.strerror or exc}") from None
+        if orientation == 1 or self.orientation == "upright":
+            return 1
+        if self.orientation is None:
+            raise SkipSource("rotated photo, mask orientation not set",
+                             f"{ref.source_id} has EXIF orientation {orientation}: set sources.mask_orientation "
+                             "to stored or upright (how its mask files were made)")
+        return orientation
