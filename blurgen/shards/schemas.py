@@ -77,11 +77,15 @@ COMPOSITE = register_schema(Schema(
     (
         Field("image", "uint8", IMAGE, _SRGB,
               "the sample with its chosen instances blurred (linear light, premultiplied)"),
-        Field("sharp", "uint8", IMAGE, _SRGB, "the same view without blur (same photometric change, if any)"),
+        Field("sharp", "uint8", IMAGE, _SRGB,
+              "the same view with each blurred instance sharp over the same filled background as in "
+              "`image` (so the pair differs only by the motion; same photometric change, if any)"),
         Field("blur_mask", "bool", PLANE, "true: blurred",
-              "exactly the pixels the blur changed: everywhere else `image == sharp`"),
+              "where the motion is seen (blurred content arrives or sharp content left): everywhere "
+              "else `image == sharp`, bit for bit"),
         Field("blur_intensity", "float32", PLANE, "motion extent ÷ `blur.intensity_max_px`, 0..1",
-              "motion extent (px) of the content at each pixel, clipped; 0 outside `blur_mask`"),
+              "motion extent (px) of the content at each pixel, clipped; > 0 on all of `blur_mask`, "
+              "0 outside"),
         Field("sample_id", STR, (), "`composite-s<seed>-<item id, 9 digits>`", "globally unique id of the sample"),
         Field("source_id", STR, (), "path under the images folder, or `procedural-<index>`", "the photo"),
         Field("split", STR, (), "`train`, `val`", "the split (by source photo)"),
