@@ -1,9 +1,14 @@
-"""Composite throughput: ``python bench/composite.py [--samples N] [--sam]``.
+"""Composite throughput: ``python bench/composite.py [--samples N] [--repeat R] [--labels] [--sam]``.
 
 Samples/s at 512x512 for each blur type alone and for the default mix, measured side by side in
 one run with albumentations' ``MotionBlur`` on the same views of the same photos. blurgen also
 makes the blur mask, the intensity map and the sharp image; albumentations only blurs the
-whole frame. The target (issue 4) is at least half albumentations' throughput.
+whole frame. The target (issues 4 and 14) is at least half albumentations' throughput for the
+default mix; ``--repeat R`` measures that row R times and prints the range (a shared machine's
+load moves single runs by +-10 %).
+
+``--labels`` checks the demo preset's labels agree (issue 14): the mask pixels whose intensity
+is 0, in how many samples, and how many of those differ visibly (> 4/255) from ``sharp``.
 
 Both sides start from the same decoded photo in memory (blurgen: linear float + instance masks;
 albumentations: the 8-bit sRGB view), so neither is timed reading files. albumentations is
@@ -79,6 +84,31 @@ def interleaved_rates(config: CompositeConfig, photos: list[SourceData], views: 
     return n / ours, n / theirs
 
 
+def label_agreement() -> str:
+    """The demo preset's samples (96 at 512x512): mask pixels with intensity 0, as a line."""
+    from blurgen.composite.mask_sources import mask_source
+    from blurgen.composite.plan import list_sources, make_plan
+    from blurgen.composite.sources import load_source
+
+    config = resolve_config(CompositeConfig, KIND, preset="demo")
+    masks = mask_source(config, Path("."))  # procedural photos: nothing is written
+    mask_px = zero_px = visible = affected = samples = 0
+    for item in make_plan(config, list_sources(config)):
+        source = load_source(item.source, masks, min_area=config.sources.min_area, max_area=config.sources.max_area)
+        sample = make_sample(config, item, source)
+        mask = sample["blur_mask"]
+        zero = mask & (sample["blur_intensity"] == 0)
+        difference = np.abs(sample["image"].astype(np.int16) - sample["sharp"]).max(axis=2)
+        samples += 1
+        mask_px += int(mask.sum())
+        zero_px += int(zero.sum())
+        affected += bool(zero.any())
+        visible += int((zero & (difference > 4)).sum())
+    return (f"demo preset, {samples} samples: {zero_px} of {mask_px} blur_mask pixels "
+            f"({100 * zero_px / max(mask_px, 1):.2f} %) have intensity 0, in {affected} samples; "
+            f"{visible} of them differ from sharp by > 4/255")
+
+
 def sam_encoder_seconds(photos: list[SourceData], count: int) -> float:
     """Seconds per photo of SAM's ViT-B image encoder (SamPredictor.set_image), random weights.
 
@@ -101,10 +131,14 @@ def sam_encoder_seconds(photos: list[SourceData], count: int) -> float:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200, help="samples timed per row")
+    parser.add_argument("--repeat", type=int, default=1, help="measure the default mix this many times")
+    parser.add_argument("--labels", action="store_true", help="also check the demo preset's labels agree")
     parser.add_argument("--sam", action="store_true", help="also time SAM (ViT-B, random weights) per photo")
     args = parser.parse_args(argv)
 
     print(f"machine: {machine()}")
+    if args.labels:
+        print(label_agreement())
     photos = sources()
     views = [linear_to_srgb_uint8(cut_view(p.image, p.masks, p.mask_names,
                                            centred_crop(p.image.shape[:2], SIZE, SIZE), SIZE, SIZE).image)
@@ -118,9 +152,15 @@ def main(argv: list[str] | None = None) -> None:
           "albumentations MotionBlur with blur_limit 3-41 px, timed alternately with blurgen")
     print(f"| {'blurgen samples':34s} | blurgen samples/s | albumentations images/s | ratio |")
     print("|---|---|---|---|")
-    for name, config in configs:
+    ratios = []
+    for name, config in [configs[0]] * max(1, args.repeat) + configs[1:]:
         ours, theirs = interleaved_rates(config, photos, views, args.samples, (3, 41))
         print(f"| {name:34s} | {ours:17.1f} | {theirs:23.1f} | {ours / theirs:.2f}x |", flush=True)
+        if config is configs[0][1]:
+            ratios.append(ours / theirs)
+    if len(ratios) > 1:
+        print(f"\ndefault mix over {len(ratios)} runs: {min(ratios):.2f}x to {max(ratios):.2f}x "
+              f"(median {float(np.median(ratios)):.2f}x)")
     _, default_limit = interleaved_rates(configs[0][1], photos, views, args.samples // 4, (3, 7))
     print(f"\nfor reference, albumentations' default blur_limit (3-7 px): {default_limit:.0f} images/s")
     if args.sam:
