@@ -17,7 +17,9 @@ the config can take its list of types from here cheaply) defines:
 - optionally ``path(params)``: the motion path of a space-invariant type (its PSF),
   ``reach(params)``: how far the blur carries content when that is more than ``extent_px``,
   ``in_window(params, x0, y0)``: the parameters in a window's coordinates when some are
-  absolute positions, and, for ``band`` types, ``band(inside, params)``.
+  absolute positions, ``source_extent(params, shape)``: the motion extent of the content at
+  each pixel of the sharp image when it is not ``extent_px`` everywhere (zoom), and, for
+  ``band`` types, ``band(inside, params)``.
 
 Adding a type: write ``blurs/<name>.py`` with those functions and add one ``register`` line
 below (docs/composite.md, "Adding a blur type").
