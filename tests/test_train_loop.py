@@ -46,6 +46,26 @@ def test_training_lowers_the_loss_and_leaves_checkpoints_log_and_curves(tmp_path
         train(ToyTask(), tmp_path, CPU, progress=False)
 
 
+def test_the_learning_rate_follows_its_milestones_as_torchs_multisteplr_does(tmp_path):
+    settings = dataclasses.replace(ToyConfig().train, lr=0.04, lr_milestones=(1, 2), lr_gamma=0.1)
+    train(ToyTask(ToyConfig(train=settings)), tmp_path, CPU, progress=False)
+    logged = {}
+    for r in read_metrics(tmp_path / "metrics.jsonl"):
+        if r["kind"] == "step":
+            logged.setdefault(r["epoch"], set()).add(r["lr"])
+    # the oracle: torch's own step schedule, stepped once per epoch
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.04)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=[1, 2], gamma=0.1)
+    expected = {}
+    for epoch in range(3):
+        expected[epoch] = optimizer.param_groups[0]["lr"]
+        optimizer.step()
+        schedule.step()
+    assert logged.keys() == expected.keys()
+    for epoch, rates in logged.items():
+        assert len(rates) == 1 and rates.pop() == pytest.approx(expected[epoch], rel=1e-12)
+
+
 def test_same_config_and_seed_give_the_same_weights_and_metrics(tmp_path):
     a = train(ToyTask(), tmp_path / "a", CPU, progress=False)
     b = train(ToyTask(), tmp_path / "b", CPU, progress=False)

@@ -14,7 +14,11 @@ class TrainSection:
     batch_size: int = option(32, "samples per batch on each rank (under torchrun the global batch is "
                                  "this times the ranks)", min=1)
     optimizer: str = option("adam", "adam or adamw", choices=("adam", "adamw"))
-    lr: float = option(1e-4, "learning rate (fixed)", min=0.0)
+    lr: float = option(1e-4, "initial learning rate", min=0.0)
+    lr_milestones: tuple[int, ...] = option((), "epochs (counted from 0) at whose start the learning rate "
+                                                "is multiplied by lr_gamma, e.g. the flow paper's [100, 150, "
+                                                "200, 250]; empty: a fixed rate", min=1)
+    lr_gamma: float = option(0.5, "factor applied at each of lr_milestones (the flow paper: 0.5)", min=0.0, max=1.0)
     weight_decay: float = option(0.0, "weight decay (AdamW: decoupled)", min=0.0)
     grad_clip: float = option(10.0, "clip the global gradient norm to this; 0: no clipping", min=0.0)
     amp: bool = option(True, "mixed precision (float16 autocast, gradient scaling) on CUDA; the CPU "

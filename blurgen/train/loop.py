@@ -7,7 +7,9 @@ else, the same way for all of them:
 - the device and, under ``torchrun``, DistributedDataParallel (:mod:`blurgen.train.distributed`);
 - mixed precision (float16 autocast with a gradient scaler) and channels-last memory on CUDA;
   full float32 on the CPU, where autocast is slower and would break bit-reproducibility;
-- the optimizer (Adam or AdamW), gradient clipping, a progress bar with images/s and loss;
+- the optimizer (Adam or AdamW), a step schedule of the learning rate over epochs (a function of
+  the epoch alone, so a resumed run needs no scheduler state), gradient clipping, a progress bar
+  with images/s and loss;
 - checkpoints written atomically every epoch and every ``train.checkpoint_every`` steps, and
   ``resume``: the run continues at the exact batch after the checkpoint. Nothing random is
   carried in process state: the epoch's draw depends on (seed, epoch), a batch's augmentation
@@ -144,6 +146,9 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
     try:
         while epoch < settings.epochs:
             trained.train()
+            lr = learning_rate(settings, epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             steps = task.steps_per_epoch(epoch, dist)
             bar = _progress(steps, start_step, f"epoch {epoch + 1}/{settings.epochs}", progress and dist.is_main)
             seen, clock = 0, time.perf_counter()
@@ -166,7 +171,7 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
                 bar.set_postfix(loss=f"{parts['loss']:.4f}", img_s=f"{rate:.0f}")
                 bar.update(1)
                 if global_step % settings.log_every == 0:
-                    log.write("step", epoch, global_step, {**parts, "images_per_s": rate})
+                    log.write("step", epoch, global_step, {**parts, "images_per_s": rate, "lr": lr})
                 if settings.checkpoint_every and global_step % settings.checkpoint_every == 0 and step + 1 < steps:
                     checkpoint(epoch, step + 1)
             bar.close()
@@ -192,6 +197,11 @@ def make_optimizer(settings: Any, model: torch.nn.Module) -> torch.optim.Optimiz
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=settings.lr, weight_decay=settings.weight_decay)
     return torch.optim.Adam(params, lr=settings.lr, weight_decay=settings.weight_decay)
+
+
+def learning_rate(settings: Any, epoch: int) -> float:
+    """The rate of ``epoch``: ``lr`` times ``lr_gamma`` once per milestone reached (MultiStepLR's law)."""
+    return settings.lr * settings.lr_gamma ** sum(epoch >= m for m in settings.lr_milestones)
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
