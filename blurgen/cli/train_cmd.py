@@ -73,7 +73,7 @@ def chosen_checkpoint(run_dir: Path | None, checkpoint: Path | None) -> Path:
 
 @click.group(no_args_is_help=True)
 def train() -> None:
-    """Train a baseline of the papers on shards (retrieval: the blur-retrieval paper's BRIDGE + BLISS)."""
+    """Train a baseline of the papers on shards: retrieval (BRIDGE + BLISS), blur-seg (U-Net), flow."""
 
 
 @click.group(no_args_is_help=True)
