@@ -112,14 +112,18 @@ def test_without_distributed_the_backend_names_the_install(tmp_path, monkeypatch
 # ----------------------------------------------------------------------------- on a local cluster
 
 
+# the worker setting docs/farm.md recommends: Dask's MALLOC_TRIM_THRESHOLD_ halves numpy-heavy tasks' speed
+WORKER_SETTINGS = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+
+
 @pytest.fixture(scope="module")
 def cluster():
     from distributed import Nanny, Scheduler, SpecCluster
 
     workers = {"gpu": {"cls": Nanny, "options": {"nthreads": 2, "resources": {"GPU": 1}}},
                "cpu": {"cls": Nanny, "options": {"nthreads": 1}}}
-    with SpecCluster(scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}},
-                     workers=workers) as spec:
+    with dask.config.set(WORKER_SETTINGS), SpecCluster(
+            scheduler={"cls": Scheduler, "options": {"dashboard_address": ":0"}}, workers=workers) as spec:
         yield spec
 
 
@@ -300,7 +304,8 @@ def test_a_lost_workers_task_is_run_again_and_the_shards_are_a_local_runs(cluste
 def test_with_no_worker_that_can_run_the_tasks_the_command_says_so_and_waits_for_one(tmp_path):
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=0, threads_per_worker=1, resources={"TPU": 1}, dashboard_address=":0") as empty:
+    with dask.config.set(WORKER_SETTINGS), LocalCluster(n_workers=0, threads_per_worker=1, resources={"TPU": 1},
+                                                        dashboard_address=":0") as empty:
         command = [sys.executable, "-c", "from blurgen.cli import main; main()", "flowpairs", *SYNTH,
                    "--backend", "dask", "--scheduler", empty.scheduler_address, "--resources", "TPU=1",
                    "--out", str(tmp_path / "out")]
