@@ -143,7 +143,11 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
     left = source_extent(in_window(params, wx0 + bx0, wy0 + by0), alpha.shape)
     extent = np.where(moving, blurred.extent[box], np.where(support, left, np.float32(0.0)))
     composite = blurred.foreground[box] + (1.0 - blurred.alpha[box])[..., None] * background
-    composite_sharp = sharp_foreground + (1.0 - alpha)[..., None] * background_sharp
+    # The sharp composite differs from its background only on the instance's support: make it
+    # in the support's box (elsewhere F = 0 and 1 - m = 1 give the background bit for bit).
+    sx0, sy0, sx1, sy1 = mask_box(support)
+    held = (slice(sy0, sy1), slice(sx0, sx1))
+    composite_sharp = sharp_foreground[held] + (1.0 - alpha[held])[..., None] * background_sharp[held]
     base, base_sharp = background, background_sharp
     if blend is not None:
         blend = blend[box]
@@ -152,14 +156,15 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
         # removal the fill is the input), so nothing changes by round-off.
         weight3 = blend[..., None]
         composite = crop + weight3 * (composite - crop)
-        composite_sharp = crop_sharp + weight3 * (composite_sharp - crop_sharp)
+        composite_sharp = crop_sharp[held] + weight3[held] * (composite_sharp - crop_sharp[held])
         base = crop + weight3 * (background - crop)
         base_sharp = base if one_input else crop_sharp + weight3 * (background_sharp - crop_sharp)
         extent = blend * extent
     # Outside ``changed`` both get the same background (filled in the removal margin), from the
     # same inputs by the same operations: equal bit for bit wherever the inputs were.
     out = _select(changed, composite, base)
-    out_sharp = _select(changed, composite_sharp, base_sharp)
+    out_sharp = np.array(base_sharp, dtype=np.float32, order="C")
+    out_sharp[held] = _select(changed[held] & support[held], composite_sharp, out_sharp[held])
     extent = np.where(changed, extent, np.float32(0.0)).astype(np.float32, copy=False)
     window = (slice(wy0 + by0, wy0 + by1), slice(wx0 + bx0, wx0 + bx1))
     return InstanceOutcome(window, out, out_sharp, changed, removed, extent)

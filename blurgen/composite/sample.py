@@ -145,9 +145,11 @@ def make_sample(config: CompositeConfig, item: CompositeItem, source: SourceData
         box = (slice(min(w[0].start for w in touched), max(w[0].stop for w in touched)),
                slice(min(w[1].start for w in touched), max(w[1].stop for w in touched)))
         if not photometric:  # sharp equals the view outside the instances' windows
-            sharp_u8[box] = linear_to_srgb_uint8(sharp[box])
+            for win in touched:  # (their union box may be most of the frame)
+                sharp_u8[win] = linear_to_srgb_uint8(sharp[win])
         image_u8[box] = sharp_u8[box]
-        _encode_where(blur_mask[box], image[box], image_u8[box])
+        for win in touched:
+            _encode_where(blur_mask[win], image[win], image_u8[win])
         intensity[box] = np.clip(extent[box] / np.float32(config.blur.intensity_max_px), 0.0, 1.0)
     return {
         "image": image_u8,
