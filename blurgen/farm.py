@@ -64,6 +64,20 @@ def job_identity(config_json: str, run_only: Iterable[Sequence[str]] = ()) -> di
     return config
 
 
+def stored_config_json(config: Any) -> str:
+    """The config JSON a job's shards store: the resolved config without its run-only fields.
+
+    Run-only fields say how a job ran (worker processes, timeouts, the preview, the farm backend
+    and scheduler), not what it made; leaving them out keeps a job's shards the same bytes
+    whether it ran here, as an array job or on a Dask cluster.
+    """
+    from blurgen.config import to_json
+    from blurgen.config.schema import run_only_keys
+
+    stored = job_identity(to_json(config), run_only_keys(type(config)))
+    return json.dumps(stored, sort_keys=True, separators=(",", ":"))  # to_json's canonical form
+
+
 def refuse_other_jobs(out_dir: Path, config_json: str, run_only: Iterable[Sequence[str]] = ()) -> None:
     """Stop when ``out_dir`` holds shards of another job (other config, seed or task count).
 

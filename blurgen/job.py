@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, TypeVar
 from blurgen.config import to_json
 from blurgen.config.schema import run_only_keys
 from blurgen.errors import BlurgenError, ShardError
-from blurgen.farm import progress_bar, refuse_other_jobs, run_tasks, task_block, task_index_from
+from blurgen.farm import progress_bar, refuse_other_jobs, run_tasks, stored_config_json, task_block, task_index_from
 from blurgen.shards import ShardWriter, shard_filename, shard_is_complete
 
 S = TypeVar("S")
@@ -253,7 +253,7 @@ def run_task(generator: Generator, out_dir: Path, task_index: int, num_tasks: in
     with contextlib.ExitStack() as stack:  # on an error every writer deletes its temporary file
         writers = {s: stack.enter_context(ShardWriter(
             out_dir, schema=generator.schema, split=s, task_index=task_index, num_tasks=num_tasks,
-            seed=config.seed, config_json=to_json(config), compression=config.output.compression,
+            seed=config.seed, config_json=stored_config_json(config), compression=config.output.compression,
             compression_level=config.output.compression_level)) for s in splits}
         task = TaskRun(summary, writers, on_item)
         generator.make(items, task)
