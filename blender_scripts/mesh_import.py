@@ -17,6 +17,7 @@ import os
 import re
 
 import bpy
+import numpy as np
 import mathutils
 
 from trajectory_job import ItemError
@@ -35,6 +36,26 @@ class Rig:
     def show(self, visible: bool) -> None:
         for obj in self.meshes:
             obj.hide_render = not visible
+
+    def triangles(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N, 3) float32 vertices in the file's coordinates and (F, 3) int32 triangles of all meshes.
+
+        The meshes' own transforms are identity (the module doc), so their vertex coordinates
+        are the file's; the parent rasterises these for the labels' exact coverage.
+        """
+        vertices, faces, offset = [], [], 0
+        for obj in self.meshes:
+            mesh = obj.data
+            mesh.calc_loop_triangles()
+            co = np.empty(len(mesh.vertices) * 3, np.float32)
+            mesh.vertices.foreach_get("co", co)
+            tri = np.empty(len(mesh.loop_triangles) * 3, np.int32)
+            mesh.loop_triangles.foreach_get("vertices", tri)
+            vertices.append(co.reshape(-1, 3))
+            faces.append(tri.reshape(-1, 3) + offset)
+            offset += len(mesh.vertices)
+        return (np.concatenate(vertices) if vertices else np.zeros((0, 3), np.float32),
+                np.concatenate(faces) if faces else np.zeros((0, 3), np.int32))
 
 
 def _referenced_mtl_files(obj_path: str) -> list[str]:

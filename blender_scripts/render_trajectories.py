@@ -20,7 +20,7 @@ Job JSON (written by the parent; keys marked * are optional)::
                 "angles": [24 radians], "base_quat": [w, x, y, z], "seed": 12345,
                 "normalise"*: {"center": [cx, cy, cz], "diagonal": d},
                 "renders": {"sub_intervals": true, "sharp": true, "silhouettes": true,
-                            "windows"*: [[start, count], ...], "coords"*: false}}, ...],
+                            "windows"*: [[start, count], ...], "coords"*: false, "mesh"*: false}}, ...],
      "_test_crash_after"*: n}
 
 Conventions (the parent's projection code relies on every one of them):
@@ -97,6 +97,10 @@ images are linear scene-referred, premultiplied RGBA, rows top to bottom:
   there; ``coord_instants`` int32 (m,): the instants (``coords``: false (the default), true for
   all 24, or a list)
 
+* ``mesh_vertices`` float32 (N, 3) and ``mesh_faces`` int32 (F, 3): every triangle of the item's
+  meshes in the file's coordinates (only when ``mesh`` is true), from which the parent computes
+  the exact time-integrated coverage the labels use (blurgen/render/coverage.py)
+
 An item that cannot be rendered (mesh fails to import or has no faces, a referenced material
 library or texture image that does not load, bad item values) gets ``<out>.error.json``
 ``{"item_id", "reason"}`` instead, and the next item goes on. Protocol lines on stdout, one per
@@ -170,6 +174,8 @@ def render_item(renderer: Renderer, rig: Rig, pose: dict, out: str) -> None:
             coords, hits = zip(*(renderer.coordinates(tmp, seed + COORD_INDEX0 + t, t) for t in pose["coords"]))
             arrays["coords"], arrays["coord_hits"] = np.stack(coords), np.stack(hits)
             arrays["coord_instants"] = np.array(pose["coords"], dtype=np.int32)
+        if pose["mesh"]:  # the triangles the parent rasterises for the labels' exact coverage
+            arrays["mesh_vertices"], arrays["mesh_faces"] = rig.triangles()
         arrays["cycles_seconds"] = np.array(renderer.cycles_seconds)
         write_npz_atomic(out, arrays)
     finally:

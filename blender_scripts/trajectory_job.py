@@ -116,7 +116,8 @@ def parse_item(item: dict) -> dict:
             "sharp": bool(renders.get("sharp", True)),
             "silhouettes": _indices(renders.get("silhouettes", True), INSTANTS, "silhouettes"),
             "windows": windows,
-            "coords": _indices(renders.get("coords", False), INSTANTS, "coords")}
+            "coords": _indices(renders.get("coords", False), INSTANTS, "coords"),
+            "mesh": bool(renders.get("mesh", False))}
 
 
 def parse_normalise(normalise) -> tuple[list[float], float] | None:

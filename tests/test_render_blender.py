@@ -670,7 +670,12 @@ def test_the_blender_job_asks_for_the_needed_renders_and_coordinates_only_with_f
     assert [i["item_id"] for i in the_job["items"]] == [3, 4] and the_job["items"][1]["seed"] == 104
     first = the_job["items"][0]
     assert first["mesh"] == "/m/o3.obj" and first["out"] == str(tmp_path / "item-0000000000003.npz")
-    assert first["renders"] == {"sub_intervals": [10, 11], "sharp": True, "silhouettes": [10, 11, 12]}
+    # the mesh's triangles for the labels' exact coverage (labels.coverage: exact, the default)
+    assert first["renders"] == {"sub_intervals": [10, 11], "sharp": True, "silhouettes": [10, 11, 12],
+                                "mesh": True}
+    from_colour = rb.blender_job(render_config("images.max_window=2", "labels.coverage=render"), plan,
+                                 prepared, tmp_path, threads=0)
+    assert "mesh" not in from_colour["items"][0]["renders"]
     assert first["positions"] == pose["positions"]
     with_flow = rb.blender_job(render_config("images.max_window=2", "images.flow=true"), plan, prepared,
                                tmp_path, threads=0)
@@ -682,4 +687,5 @@ def test_the_blender_job_asks_for_the_needed_renders_and_coordinates_only_with_f
     assert trajectory_job.parse_item(with_flow["items"][0])["coords"] == [10, 11, 12]
     assert "normalise" not in first and the_job["items"][1]["normalise"] == {"center": [1.0, 2.0, 3.0], "diagonal": 2.0}
     assert trajectory_job.parse_item(first)["normalise"] is None
+    assert trajectory_job.parse_item(first)["mesh"] is True and trajectory_job.parse_item(with_flow["items"][0])["mesh"]
     assert trajectory_job.parse_item(the_job["items"][1])["normalise"] == ([1.0, 2.0, 3.0], 2.0)

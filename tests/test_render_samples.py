@@ -23,8 +23,11 @@ H, W = 48, 64
 
 
 def config_of(*sets: str) -> RenderConfig:
+    # labels from the layers' own alpha, so that the tests can draw it; the exact coverage the
+    # default uses is tested in test_render_coverage.py
     return resolve_config(RenderConfig, "render", preset="demo", overrides=[
-        f"camera.width={W}", f"camera.height={H}", "images.max_window=4", "labels.erosion_px=1", *sets])
+        f"camera.width={W}", f"camera.height={H}", "images.max_window=4", "labels.erosion_px=1",
+        "labels.coverage=render", *sets])
 
 
 def prepared(config: RenderConfig) -> PreparedItem:

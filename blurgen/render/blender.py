@@ -103,7 +103,9 @@ def blender_job(config: RenderConfig, plan: Plan, prepared: Sequence[PreparedIte
             "seed": p.cycles_seed,
             "renders": {"sub_intervals": layers, "sharp": config.images.sharp, "silhouettes": silhouettes,
                         # the flow's object-coordinate layers, at the windows' endpoints
-                        **({"coords": silhouettes} if config.images.flow else {})},
+                        **({"coords": silhouettes} if config.images.flow else {}),
+                        # the triangles of the labels' exact coverage (blurgen/render/coverage.py)
+                        **({"mesh": True} if config.labels.coverage == "exact" else {})},
         } for p in prepared],
     }
 

@@ -97,6 +97,14 @@ class LabelsSection:
     min_iou: float = option(0.2, "drop blurred images whose sharp silhouettes at the window's first and "
                                  "last instants, aligned at their centroids, overlap less (IoU)",
                             min=0.0, max=1.0)
+    coverage: str = option("exact", "the alpha the labels (support, severity, level, bbox, truncated, "
+                                    "filters) and the shard's `alpha` use: 'exact', the mesh's silhouette "
+                                    "rasterised over the exposure and filtered like Cycles' pixels (no "
+                                    "samples: the same labels at any cycles.samples); 'render', the colour "
+                                    "renders' alpha (reads low at low samples)", choices=("exact", "render"))
+    coverage_step_px: float = option(0.5, "exact coverage: most pixels any vertex moves between two of "
+                                          "the instants rasterised", min=0.01, max=16.0)
+    coverage_supersample: int = option(4, "exact coverage: points per pixel along x and y", min=1, max=16)
     drop_truncated: bool = option(False, "drop images whose object touches the image border (the "
                                          "`truncated` label; the paper names no such filter)")
 

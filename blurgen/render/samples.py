@@ -11,8 +11,9 @@ blur-retrieval paper, bbox) and filtered (coverage, silhouette IoU) here, in num
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from blurgen.color import linear_to_srgb_uint8
 from blurgen.render.camera import camera_of
 from blurgen.render.compose import blurred_windows, composite, window_layer
 from blurgen.render.config import RenderConfig
+from blurgen.render.coverage import MeshCoverage
 from blurgen.render.flow import still_flow, window_flow
 from blurgen.render.labels import bbox_of, blur_level, blur_severity, filter_reason, touches_border
 from blurgen.render.prepare import PreparedItem
@@ -35,6 +37,7 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
     windows = (([(-1, 0)] if config.images.sharp else [])  # max_window >= 1: never empty
                + blurred_windows(config.images.max_window, config.images.windows))
     layers, first_layer = rendered["layers"], int(rendered["layer_indices"][0])
+    alpha_of = labels_alpha(config, prepared, rendered)
     silhouette_of = {int(t): sil for t, sil in zip(rendered["silhouette_instants"], rendered["silhouettes"])}
     coords_of = ({int(t): (c, h) for t, c, h in zip(rendered["coord_instants"], rendered["coords"],
                                                     rendered["coord_hits"])}
@@ -47,7 +50,7 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
             layer = window_layer(layers, start - first_layer, count)
             first, last = silhouette_of[start], silhouette_of[start + count]
             t0, t1 = float(start), float(start + count)
-        alpha = np.ascontiguousarray(layer[..., 3])
+        alpha = alpha_of(layer, start, count)
         reason = filter_reason(alpha, first, last, min_coverage=config.labels.min_coverage,
                                min_iou=config.labels.min_iou, drop_truncated=config.labels.drop_truncated)
         severity = blur_severity(alpha, config.labels.erosion_px) if reason is None else None
@@ -60,6 +63,35 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
         if config.images.flow:
             sample.update(sample_flow(config, sample, coords_of, start, count))
         yield sample
+
+
+def labels_alpha(config: RenderConfig, prepared: PreparedItem,
+                 rendered: dict[str, np.ndarray]) -> Callable[[np.ndarray, int, int], np.ndarray]:
+    """``alpha_of(layer, start, count)``: the alpha of a window that the labels, the filters and
+    the shard use (count 0: the sharp image).
+
+    ``labels.coverage: exact``: the mesh's exact coverage over the window, the mean of its
+    sub-intervals' (each computed once, on first use), independent of the colour samples
+    (:mod:`blurgen.render.coverage`); ``render``: the colour layer's own alpha.
+    """
+    labels = config.labels
+    if labels.coverage == "render":
+        return lambda layer, start, count: np.ascontiguousarray(layer[..., 3])
+    camera = camera_of(config)
+    mesh = MeshCoverage(rendered["mesh_vertices"], rendered["mesh_faces"], prepared.camera_from_file,
+                        camera.intrinsics(), (camera.width, camera.height),
+                        filter_width=config.cycles.pixel_filter_width,
+                        supersample=labels.coverage_supersample, step_px=labels.coverage_step_px)
+
+    @functools.lru_cache(maxsize=None)
+    def sub_interval(j: int) -> np.ndarray:
+        return mesh.alpha(float(j), float(j + 1))
+
+    def alpha_of(layer: np.ndarray, start: int, count: int) -> np.ndarray:
+        if count == 0:
+            return mesh.alpha(SHARP_INSTANT)
+        return window_layer(np.stack([sub_interval(j) for j in range(start, start + count)]), 0, count)
+    return alpha_of
 
 
 def sample_flow(config: RenderConfig, sample: dict[str, Any], coords_of: dict[int, tuple[np.ndarray, np.ndarray]],
