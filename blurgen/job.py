@@ -143,8 +143,9 @@ class TaskRun:
     MAX_DETAILS = 20  # named bad inputs kept per task (the counts are complete)
 
     def __init__(self, summary: TaskSummary, writers: Mapping[str, ShardWriter],
-                 on_item: Callable[[int], None] | None) -> None:
+                 on_item: Callable[[int], None] | None, *, cores: int = 1) -> None:
         self.summary = summary
+        self.cores = cores  # what the task may use, e.g. Blender's render threads
         self._writers = writers
         self._on_item = on_item
         self._counts: dict[str, Counter] = {}
@@ -227,7 +228,8 @@ def run_job(generator: Generator, out_dir: str | Path, *, task_index: int | None
                                         [(out, t, num_tasks, resources) for t in tasks], resources,
                                         on_done=lambda i: advance(sizes[i]))
         else:
-            summaries = run_job_tasks(lambda t, on_item: run_task(generator, out, t, num_tasks, on_item),
+            cores = task_cores(jobs if len(tasks) > 1 else 1)
+            summaries = run_job_tasks(lambda t, on_item: run_task(generator, out, t, num_tasks, on_item, cores=cores),
                                       tasks, jobs=jobs, total=sum(sizes), unit=unit, desc=desc,
                                       progress=progress)
     preview = None
@@ -239,8 +241,11 @@ def run_job(generator: Generator, out_dir: str | Path, *, task_index: int | None
 
 
 def run_task(generator: Generator, out_dir: Path, task_index: int, num_tasks: int,
-             on_item: Callable[[int], None] | None = None) -> TaskSummary:
-    """One task's items into one shard per split; skipped when those shards already verify."""
+             on_item: Callable[[int], None] | None = None, *, cores: int | None = None) -> TaskSummary:
+    """One task's items into one shard per split; skipped when those shards already verify.
+
+    ``cores``: the CPU cores the task may use (its share of this process's or the Dask worker's);
+    default: every core this process may use."""
     items = task_block(generator.items, task_index, num_tasks)
     splits = sorted({item.split for item in items})
     summary = TaskSummary(task_index, counts=generator.job_counts())
@@ -255,7 +260,7 @@ def run_task(generator: Generator, out_dir: Path, task_index: int, num_tasks: in
             out_dir, schema=generator.schema, split=s, task_index=task_index, num_tasks=num_tasks,
             seed=config.seed, config_json=stored_config_json(config), compression=config.output.compression,
             compression_level=config.output.compression_level)) for s in splits}
-        task = TaskRun(summary, writers, on_item)
+        task = TaskRun(summary, writers, on_item, cores=cores or task_cores(1))
         generator.make(items, task)
         task.close()
     return summary
@@ -268,8 +273,13 @@ def run_job_tasks(run_one: Callable[[int, Callable[[int], None] | None], S], tas
     if jobs <= 1 or len(tasks) <= 1:
         with progress_bar(total, unit, desc, progress) as advance:
             return [run_one(t, advance) for t in tasks]
-    threads = max(1, len(os.sched_getaffinity(0)) // jobs)
-    return run_tasks(lambda t: _with_threads(threads, run_one, t), tasks, jobs)
+    return run_tasks(lambda t: _with_threads(task_cores(jobs), run_one, t), tasks, jobs)
+
+
+def task_cores(tasks_at_once: int) -> int:
+    """The cores each of ``tasks_at_once`` tasks run side by side here may use: this process's
+    share of the machine (a farm slot's affinity, not the whole node) divided among them."""
+    return max(1, len(os.sched_getaffinity(0)) // max(1, tasks_at_once))
 
 
 @contextlib.contextmanager
@@ -298,8 +308,8 @@ def _run_task_on_dask_worker(generator: Generator, out_dir: Path, task_index: in
     """One task on a Dask worker, with the worker's cores shared by the tasks it runs at once."""
     from blurgen.dask_farm import worker_cores
 
-    return _with_threads(worker_cores(resources), lambda t, _: run_task(generator, out_dir, t, num_tasks),
-                         task_index)
+    cores = worker_cores(resources)
+    return _with_threads(cores, lambda t, _: run_task(generator, out_dir, t, num_tasks, cores=cores), task_index)
 
 
 def _with_threads(threads: int, run_one: Callable[[int, Any], S], task: int) -> S:

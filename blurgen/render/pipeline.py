@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
 import queue
 import shutil
 import threading
@@ -44,9 +43,7 @@ def render_dataset(config: RenderConfig, out_dir: str | Path, *, task_index: int
     """
     objects, backgrounds = load_manifests(config)
     plan = make_plan(config, objects, backgrounds)  # bad inputs fail before the output folder is made
-    # the cores this process may use (a farm slot, not the whole node), shared by the jobs
-    threads = max(1, len(os.sched_getaffinity(0)) // max(1, jobs))
-    return run_job(RenderGenerator(config, plan, Path(out_dir), blender, threads), out_dir,
+    return run_job(RenderGenerator(config, plan, Path(out_dir), blender), out_dir,
                    task_index=task_index, num_tasks=num_tasks, jobs=jobs, progress=progress)
 
 
@@ -58,7 +55,6 @@ class RenderGenerator(Generator):
     plan: Plan
     out_dir: Path
     blender: str | None = None
-    threads: int = 0
     schema: str = SCHEMA
     name: str = "render"
     wording: Wording = WORDING
@@ -89,7 +85,8 @@ class RenderGenerator(Generator):
                         task.advance()
                 if prepared:
                     folder = work / f"batch-{number:05d}"
-                    job = blender_job(config, self.plan, prepared, folder, self.threads)
+                    # Blender renders with the task's cores: its share of this machine or of its Dask worker
+                    job = blender_job(config, self.plan, prepared, folder, task.cores)
                     for p, result in _render_streaming(prepared, job, folder, config, self.blender, task.advance):
                         _write_item(config, p, result, task)
                     # only now: the runner checks the items' files on disk when its process ends
