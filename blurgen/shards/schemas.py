@@ -32,7 +32,8 @@ RENDER = register_schema(Schema(
         Field("image", "uint8", IMAGE, _SRGB,
               "premultiplied render composited over the background in linear light"),
         Field("alpha", "float32", PLANE, "linear coverage, 0..1",
-              "time-integrated coverage of the object over the window"),
+              "time-integrated coverage of the object over the window, the one the labels use: "
+              "exact (`labels.coverage: exact`, not the colour render's alpha; see below)"),
         Field("blur_severity", "float32", (), "0..1",
               "Eq. 5 of the blur-retrieval paper: `1 - Σ(β·α)/Σβ`, β = `α > 0` eroded by `labels.erosion_px`"),
         Field("blur_level", "int8", (), "1..10",
