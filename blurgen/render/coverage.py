@@ -12,8 +12,8 @@ the pose at any instant (``PreparedItem.camera_from_file``):
   spread evenly over the interval, endpoints included, and averaged with the trapezoid rule, M
   chosen so that no vertex moves more than ``step_px`` pixels between two of them. With the
   endpoints in, the swept region's ends are where the motion puts them, not half a step short;
-* space: each silhouette is rasterised at ``supersample`` x ``supersample`` points per pixel,
-  then filtered with Cycles' pixel filter (Blackman-Harris, separable, nonzero for offsets of
+* space: each silhouette is point-sampled (:func:`fill_triangles`) at ``supersample`` x
+  ``supersample`` points per pixel, then filtered with Cycles' pixel filter (Blackman-Harris, separable, nonzero for offsets of
   less than the filter width from the pixel centre: ``filter_width`` 1.5 px reaches 1.5 px) and
   read at the pixel centres;
 * coverage below ``floor`` (1/256) is set to 0, so the support ``alpha > 0`` is that of a render
