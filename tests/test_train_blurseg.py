@@ -1,7 +1,7 @@
 """``blurgen train blur-seg`` / ``blurgen evaluate blur-seg`` end to end on tiny composite data made per
-curriculum stage: learning, the curriculum in the log, determinism, resuming after ``kill -9``, the
-report (re-scored from its saved PNGs by an independent count), outside folders and one-line
-refusals."""
+curriculum stage: learning, the curriculum in the log, determinism, resuming after ``kill -9``, two
+gloo ranks under torchrun, the report (re-scored from its saved PNGs by an independent count),
+outside folders and one-line refusals."""
 
 from __future__ import annotations
 
@@ -130,26 +130,27 @@ train(Announcing(config, Path(sys.argv[1])), sys.argv[2], init_distributed("cpu"
 
 
 def test_a_run_killed_with_sigkill_and_resumed_ends_like_an_uninterrupted_one(stages, tmp_path):
-    sets = [*TINY, "train.epochs=2", "train.checkpoint_every=3", "curriculum.mixed_from=0",
+    data = stages / "advanced"  # 12 samples + 1 sharp reference: 3 steps an epoch
+    sets = [*TINY, "train.epochs=2", "train.checkpoint_every=2", "curriculum.mixed_from=0",
             "curriculum.advanced_from=0"]
-    whole = train(BlurSegTask(tiny(*sets[len(TINY):]), stages), tmp_path / "whole", CPU, progress=False)
+    whole = train(BlurSegTask(tiny(*sets[len(TINY):]), data), tmp_path / "whole", CPU, progress=False)
     script = tmp_path / "child.py"
     script.write_text(CHILD)
     run = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), str(stages), str(run), *sets], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, str(script), str(data), str(run), *sets], stdout=subprocess.PIPE,
                             text=True, env=ENV)
-    for line in proc.stdout:  # 9 steps an epoch: epoch 1 step 4 comes after the checkpoint at global step 12
-        if line.strip() == "batch 1 4":
+    for line in proc.stdout:  # epoch 1 step 2 comes after global step 5 and the checkpoint at step 4
+        if line.strip() == "batch 1 2":
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     state = load_checkpoint(run / "checkpoints" / "last.pt", "blur-seg")
-    assert (state["epoch"], state["step"], state["global_step"]) == (1, 3, 12)
-    resumed = subprocess.run([sys.executable, str(script), str(stages), str(run), "--resume", *sets],
+    assert (state["epoch"], state["step"], state["global_step"]) == (1, 1, 4)
+    resumed = subprocess.run([sys.executable, str(script), str(data), str(run), "--resume", *sets],
                              capture_output=True, text=True, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
-    assert resumed.stdout.splitlines()[0] == "batch 1 3"  # continues at the batch after the checkpoint
+    assert resumed.stdout.splitlines()[0] == "batch 1 1"  # continues at the batch after the checkpoint
     final = load_checkpoint(run / "checkpoints" / "final.pt", "blur-seg")
     assert final["metrics"] == whole.metrics
     expected = load_checkpoint(whole.checkpoint, "blur-seg")["model"]
@@ -262,3 +263,18 @@ def test_bad_training_inputs_are_one_line_with_exit_2(stages, tmp_path):
 
 
 TINY_CLI = [arg for item in TINY for arg in ("--set", item)]
+
+
+def test_two_gloo_ranks_train_blur_seg_with_the_global_batch(stages, tmp_path):
+    sets = [*TINY_CLI, "--set", "train.epochs=1", "--set", "curriculum.mixed_from=0", "--set",
+            "curriculum.advanced_from=0"]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                             "-m", "blurgen", "train", "blur-seg", "--data", str(stages), "--out", str(tmp_path / "run"),
+                             "--device", "cpu", *sets], capture_output=True, text=True, env=ENV)
+    assert result.returncode == 0, result.stderr[-2000:]
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt", "blur-seg")
+    samples = ShardDataset([str(p) for p in stages.glob("*/train-*.h5")], fields=())
+    blurred = int(np.sum(samples.column("blurred")))
+    items = len(samples) + round(0.1 * blurred)  # the samples and the sharp references of 10 % of the blurred
+    assert state["world"] == 2 and state["global_step"] == items // (4 * 2)  # batches of 4 on each of 2 ranks
+    assert "mean_iou" in state["metrics"]  # rank 0 validated

@@ -25,7 +25,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -68,7 +68,7 @@ class Source:
     kind: str
     inputs: dict[str, Any]
     count: int
-    items: Any  # () -> Iterator[EvalItem]
+    items: Callable[[], Iterator[EvalItem]]
 
 
 @dataclass(frozen=True)
