@@ -207,6 +207,13 @@ def test_evaluation_report_rescored_from_its_saved_maps(stages, trained, tmp_pat
                                       str(stages / "mixed"), "--out", str(tmp_path / "again"), "--device", "cpu"])
     assert again.exit_code == 0
     assert json.loads((tmp_path / "again" / "report.json").read_text())["pixel"] == pixel  # same numbers
+    # --val: thresholds searched again on the same validation split the run validated on: the same ones
+    val = CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), "--data", str(stages / "mixed"),
+                                    "--val", str(stages), "--out", str(tmp_path / "val"), "--device", "cpu"])
+    assert val.exit_code == 0, val.output
+    searched = json.loads((tmp_path / "val" / "report.json").read_text())["thresholds"]
+    assert searched["source"].startswith("grid search on the 'val' split of")
+    assert (searched["pixel"], searched["image"]) == (report["thresholds"]["pixel"], report["thresholds"]["image"])
 
 
 def _write(path: Path, image: np.ndarray) -> None:
