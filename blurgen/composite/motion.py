@@ -233,6 +233,21 @@ def _tiles(corr: np.ndarray) -> list[tuple[np.ndarray, int, int, int, int]]:
     return tiles
 
 
+# One slot holding (key, tiles) of the last kernel, replaced whole (safe if threads share it).
+_LAST_TILES: list = [None]
+
+
+def _cached_tiles(corr: np.ndarray) -> list[tuple[np.ndarray, int, int, int, int]]:
+    """``_tiles(corr)``, remembered for the last kernel: every operator convolves foreground
+    and coverage with the same PSF one after the other, and cutting it costs ~1 ms."""
+    key = (corr.shape, corr.tobytes())
+    cached = _LAST_TILES[0]
+    if cached is None or cached[0] != key:
+        cached = (key, _tiles(corr))
+        _LAST_TILES[0] = cached
+    return cached[1]
+
+
 def _shift_add(out: np.ndarray, part: np.ndarray, oy: int, ox: int) -> None:
     """``out[y, x] += part[y + oy, x + ox]`` where both exist."""
     h, w = out.shape[:2]
@@ -256,7 +271,7 @@ def convolve_psf(image: np.ndarray, kernel: np.ndarray, nonnegative: bool = Fals
     image = np.ascontiguousarray(image, dtype=np.float32)
     if corr.size < _DFT_MIN_AREA:
         return cv2.filter2D(image, -1, corr, borderType=cv2.BORDER_CONSTANT)
-    tiles = _tiles(corr)
+    tiles = _cached_tiles(corr)
     if len(tiles) > _MAX_TILE_PASSES:
         out = cv2.filter2D(image, -1, corr, borderType=cv2.BORDER_CONSTANT)
         return np.maximum(out, 0.0, out=out) if nonnegative else out
