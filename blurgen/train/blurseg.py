@@ -28,7 +28,7 @@ from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
 from blurgen.train.blurseg_config import STAGE_ORDER, TASK, BlurSegConfig
 from blurgen.train.blurseg_data import (CompositeTrainingSet, EpochSampler, composite_split_files, epoch_items,
-                                        stage_of_epoch)
+                                        stage_of_epoch, stages_of_epoch)
 from blurgen.train.blurseg_frequency import frequency_channel
 from blurgen.train.blurseg_losses import (combine, deep_supervision_loss, mask_loss, masked_huber_loss,
                                           prevalence_loss)
@@ -167,8 +167,7 @@ class BlurSegTask:
         c, need = self.config, self.config.train.batch_size
         for epoch in range(c.train.epochs):
             stage = stage_of_epoch(epoch, c.curriculum)
-            allowed = STAGE_ORDER[:STAGE_ORDER.index(stage) + 1]
-            if np.isin(self.stages, allowed).sum() < need:
+            if np.isin(self.stages, stages_of_epoch(epoch, c.curriculum)).sum() < need:
                 have = ", ".join(f"{s} {int((self.stages == s).sum())}" for s in STAGE_ORDER) or "none"
                 raise BlurgenError(
                     f"{self.data}: epoch {epoch + 1} trains on stage '{stage}' and earlier, which has fewer samples "
@@ -194,7 +193,7 @@ class BlurSegTask:
     @property
     def find_unused_parameters(self) -> bool:
         """A loss of weight 0 leaves its head without gradient: DDP must not wait for it."""
-        return any(w == 0 for w in self.config.loss.weights().values()) or self.config.model.aux_stages == 0
+        return any(w == 0 for w in self.config.loss.weights().values())
 
     def data_identity(self) -> str:
         """The training samples and their stages: a resume must see the same."""
@@ -218,7 +217,7 @@ class BlurSegTask:
         """The epoch's stage (0, 1, 2), the samples of its stages and the sharp references added
         (``data_*``; before the draw is cut to whole batches)."""
         stage = stage_of_epoch(epoch, self.config.curriculum)
-        pool = np.isin(self.stages, STAGE_ORDER[:STAGE_ORDER.index(stage) + 1])
+        pool = np.isin(self.stages, stages_of_epoch(epoch, self.config.curriculum))
         return {"data_stage": float(STAGE_ORDER.index(stage)), "data_samples": float(pool.sum()),
                 "data_sharp_references": float(round(self.config.data.sharp_pairs * (pool & self.blurred).sum()))}
 

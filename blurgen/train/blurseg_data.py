@@ -78,13 +78,17 @@ def stage_of_epoch(epoch: int, curriculum: CurriculumSection) -> str:
     return "mixed" if epoch >= curriculum.mixed_from else "stabilization"
 
 
+def stages_of_epoch(epoch: int, curriculum: CurriculumSection) -> tuple[str, ...]:
+    """The stages ``epoch`` draws from: its own and the earlier ones."""
+    return STAGE_ORDER[:STAGE_ORDER.index(stage_of_epoch(epoch, curriculum)) + 1]
+
+
 def epoch_items(stages: np.ndarray, blurred: np.ndarray, epoch: int, curriculum: CurriculumSection, *,
                 sharp_pairs: float, seed: int, rank: int = 0, world: int = 1, batch_size: int = 1) -> np.ndarray:
     """Rank ``rank``'s items of ``epoch``, in order: the samples of the epoch's stage and the earlier
     ones plus the sharp references of ``round(sharp_pairs * blurred)`` of them (item ``N + i``),
     shuffled with (seed, epoch), cut to whole global batches and dealt out ``rank::world``."""
-    allowed = STAGE_ORDER[:STAGE_ORDER.index(stage_of_epoch(epoch, curriculum)) + 1]
-    pool = np.flatnonzero(np.isin(stages, allowed))
+    pool = np.flatnonzero(np.isin(stages, stages_of_epoch(epoch, curriculum)))
     rng = np.random.default_rng(np.random.SeedSequence([seed, _EPOCH_STREAM, epoch]))
     candidates = pool[np.asarray(blurred, bool)[pool]]
     chosen = rng.choice(candidates, size=round(sharp_pairs * len(candidates)), replace=False)
