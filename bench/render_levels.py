@@ -4,6 +4,10 @@ Renders a preset (default ``paper``) on the built-in demo objects and background
 share of images per blur level, query and database apart, beside Table 1 of the blur-retrieval
 paper (Zou et al., ECCV 2024), with their total-variation distance (TV = half the L1 distance of
 the two level histograms over levels 1..10; the paper has no image above level 6).
+The first table counts the blurred images only (the paper renders the sharp image
+"additionally"; docs/render.md gives the reading), the second every image, and with
+``--max-level N`` a third drops the blurred images above level N (a what-if: render has no such
+filter).
 
 To keep it cheap on a small machine every demo object is a test object (``split.train`` and
 ``split.val`` set to 0) and the first sixth of each object's trajectories are queries (the
@@ -12,14 +16,16 @@ trajectory law, so they differ only by sampling noise. That noise is printed: th
 deviation of TV over a bootstrap that resamples whole trajectories (an image's levels within a
 trajectory are correlated, so images are not resampled one by one).
 
-``--proxy`` replaces Blender by a cheap predictor of the labels: the object's mesh is projected
-with the item's exact poses (the same trajectory draws as the render) and its triangles are
-filled at several instants per sub-interval (enough that no pixel of the streak is skipped);
-the mean of those silhouettes is the window's alpha, labelled and filtered by the very functions
-render uses (``blurgen.render.labels``). It has no anti-aliasing and no Monte-Carlo noise;
-``--validate`` renders the same items and reports how far the proxy's severities and levels are
-from the rendered ones, image by image. The proxy is what calibrated the ``paper`` preset's
-trajectory ranges (docs/render.md, "The paper preset's blur levels").
+``--proxy`` replaces Blender by the labels' own source: render labels images from the object's
+exact coverage (:class:`blurgen.render.coverage.MeshCoverage`), which needs only the mesh and the
+item's poses, so the proxy computes it for the same trajectory draws (here at a coarser time step
+and supersampling, ``--proxy-step-px`` and ``--proxy-supersample``) and labels and filters it
+with render's own functions (``blurgen.render.labels``); only the IoU filter's endpoint
+silhouettes differ (the coverage at that instant instead of 1-spp renders). ``--validate``
+renders the same items and reports, image by image, how far the proxy's severities and levels
+are from the rendered ones. ``--search`` reweights a wide proxy run to narrower ranges. The
+proxy is what calibrated the ``paper`` preset's trajectory ranges (docs/render.md, "The paper
+preset's blur levels").
 """
 
 from __future__ import annotations
