@@ -4,7 +4,9 @@ Runs only after rendering (data flow: plan -> prepare -> blender -> samples). Bl
 rendered the sub-interval layers, the sharp frame and the silhouettes that the item's windows
 use (premultiplied linear RGBA). Every blurred image is the mean of k consecutive layers; it is
 composited over the item's background crop in linear light, labelled (Eq. 5 and 6 of the
-blur-retrieval paper, bbox) and filtered (coverage, silhouette IoU) here, in numpy. With
+blur-retrieval paper, bbox) and filtered (coverage, silhouette IoU) here, in numpy, from the
+window's exact coverage (:mod:`blurgen.render.coverage`, from the mesh's triangles Blender hands
+back and the poses) unless ``labels.coverage: render`` asks for the layers' own alpha. With
 ``images.flow`` each kept image also gets the exact flow between its window's endpoints
 (:mod:`blurgen.render.flow`), from the per-pixel object coordinates Blender rendered there.
 """
