@@ -281,12 +281,16 @@ def search(dump: Path, steps: int = 9) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="paper")
-    ap.add_argument("--objects-per-category", type=int, default=5, help="demo objects per category (max 5)")
-    ap.add_argument("--per-object", type=int, default=12, help="trajectories per object")
-    ap.add_argument("--spp", type=int, default=4, help="Cycles samples per pixel (labels come from alpha)")
+    ap.add_argument("--objects-per-category", type=int, help="demo objects per category (max 5; default: "
+                    "5 with --proxy, 1 when rendering)")
+    ap.add_argument("--per-object", type=int, help="trajectories per object (default: 4 with --proxy, 2 "
+                    "when rendering: 12 trajectories, ~3 minutes on 2 shared cores)")
+    ap.add_argument("--spp", type=int, default=4,
+                    help="Cycles samples per pixel (the labels come from the exact coverage, not the colours)")
     ap.add_argument("--seed", type=int, action="append", help="config seed(s); default 0")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override KEY=VALUE")
-    ap.add_argument("--proxy", action="store_true", help="the projected-mesh proxy instead of Blender")
+    ap.add_argument("--proxy", action="store_true",
+                    help="label the same trajectories from the exact coverage, without Blender")
     ap.add_argument("--proxy-step-px", type=float, default=2.0,
                     help="proxy coverage: most pixels a vertex moves between instants (render: 0.5)")
     ap.add_argument("--proxy-supersample", type=int, default=2, help="proxy coverage: points per pixel "
@@ -298,6 +302,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--dump", type=Path, help="write the labelled images (JSON lines) here, for --search")
     ap.add_argument("--search", type=Path, help="reweight a --dump of a wide --proxy run (see search())")
     args = ap.parse_args(argv)
+    if args.objects_per_category is None:
+        args.objects_per_category = 5 if args.proxy else 1
+    if args.per_object is None:
+        args.per_object = 4 if args.proxy else 2
     if args.search:
         search(args.search)
         return
