@@ -175,12 +175,19 @@ def test_resume_after_a_killed_task_skips_finished_work(assets, reference, tmp_p
     assert_same_samples(samples_by_id(reference), samples_by_id(out))
 
 
-def test_static_object_is_level_1_and_fast_motion_levels_grow_with_the_window(assets, tmp_path):
+def test_a_static_object_has_one_severity_per_trajectory_and_fast_motion_levels_grow_with_the_window(assets, tmp_path):
     static = render_dataset(tiny(assets, "trajectory.translation=[0, 0]", "trajectory.rotation_deg=[0, 0]"),
                             tmp_path / "static", progress=False)
     assert static.samples > 0
+    # A still object: every window of a trajectory has the same exact coverage, so the same BS
+    # (to float32 rounding: a window is a mean of k equal layers). What BS there is comes from the anti-aliased fringe that a 1 px erosion leaves
+    # at 64x48, not from motion: the colour alpha at 64 spp gives 0.03-0.22 there too (at 2 spp
+    # the fringe got no samples and BS read under 0.1).
+    still: dict[int, set[float]] = {}
     for s in ShardDataset(tmp_path / "static"):
-        assert s["blur_level"] == 1 and s["blur_severity"] <= 0.1
+        still.setdefault(int(s["trajectory_id"]), set()).add(float(s["blur_severity"]))
+        assert s["blur_level"] <= 3 and s["blur_severity"] <= 0.25
+    assert all(max(severities) - min(severities) < 1e-6 for severities in still.values()), still
 
     render_dataset(tiny(assets, "trajectory.translation=[2.2, 2.4]", "trajectory.rotation_deg=[0, 0]",
                         "trajectory.object_size=[0.7, 0.8]", "images.max_window=10",
