@@ -6,8 +6,8 @@ paper (Zou et al., ECCV 2024), with their total-variation distance (TV = half th
 the two level histograms over levels 1..10; the paper has no image above level 6).
 The first table counts the blurred images only (the paper renders the sharp image
 "additionally"; docs/render.md gives the reading), the second every image, and with
-``--max-level N`` a third drops the blurred images above level N (a what-if: render has no such
-filter).
+``--max-level N`` a third drops the blurred images above level N (a what-if for other values of
+render's ``labels.max_level``, which the paper preset sets to 6).
 
 To keep it cheap on a small machine every demo object is a test object (``split.train`` and
 ``split.val`` set to 0) and the first sixth of each object's trajectories are queries (the
@@ -50,7 +50,8 @@ from blurgen.render.camera import camera_of  # noqa: E402
 from blurgen.render.compose import blurred_windows  # noqa: E402
 from blurgen.render.config import KIND, RenderConfig  # noqa: E402
 from blurgen.render.coverage import MeshCoverage  # noqa: E402
-from blurgen.render.labels import blur_level, blur_severity, filter_reason  # noqa: E402
+from blurgen.render.labels import blur_level  # noqa: E402
+from blurgen.render.samples import judge_image  # noqa: E402
 from blurgen.render.manifests import load_manifests  # noqa: E402
 from blurgen.render.plan import make_plan  # noqa: E402
 from blurgen.render.prepare import PreparedItem, SkipItem, prepare_item  # noqa: E402
@@ -136,9 +137,7 @@ def proxy_samples(config: RenderConfig, prepared: PreparedItem, mesh: tuple[np.n
                     layers[j] = coverage.alpha(float(j), float(j + 1))
             alpha = np.mean([layers[j] for j in range(start, start + count)], axis=0)
             first, last = coverage.alpha(float(start)), coverage.alpha(float(start + count))
-        reason = filter_reason(alpha, first, last, min_coverage=config.labels.min_coverage,
-                               min_iou=config.labels.min_iou, drop_truncated=config.labels.drop_truncated)
-        severity = blur_severity(alpha, config.labels.erosion_px) if reason is None else None
+        reason, severity = judge_image(config, alpha, first, last)  # render's own filters and labels
         if reason is None and severity is not None:
             yield {"window": (start, count), "blur_severity": severity, "blur_level": blur_level(severity),
                    "trajectory_id": prepared.item.item_id, "role": prepared.item.role,

@@ -96,3 +96,22 @@ def test_an_object_cut_by_the_frame_is_labelled_truncated_and_dropped_only_when_
     assert list(item_samples(dropping, prepared(dropping), rendered(cut, still), dropped)) == []
     assert dropped == {"truncated": 5}
     assert len(list(item_samples(dropping, prepared(dropping), rendered(inside, still), Counter()))) == 5
+
+
+def test_labels_max_level_drops_the_images_above_it_after_the_papers_filters():
+    # a 20 x 20 square of alpha 0.35 everywhere: BS = 1 - 0.35 = 0.65 (Eq. 5), BL = ceil(6.5) = 7 (Eq. 6)
+    faint = (square(10, 10, 20, 20) * np.float32(0.35)).astype(np.float32)
+    still = {t: square(10, 10, 20, 20) for t in range(9, 14)}
+    keeping = config_of("labels.max_level=7")
+    kept = list(item_samples(keeping, prepared(keeping), rendered(faint, still), Counter()))
+    assert len(kept) == 5 and {int(s["blur_level"]) for s in kept} == {7}
+    capped = config_of("labels.max_level=6")
+    dropped: Counter = Counter()
+    assert list(item_samples(capped, prepared(capped), rendered(faint, still), dropped)) == []
+    assert dropped == {"above_max_level": 5}
+    # the paper's filters come first: a bar with nothing left after erosion stays 'no_support'
+    thin = square(20, 10, 2, 40).astype(np.float32) * np.float32(0.35)
+    dropped = Counter()
+    list(item_samples(capped, prepared(capped), rendered(thin, {t: square(20, 10, 2, 40) for t in range(9, 14)}),
+                      dropped))
+    assert dropped == {"no_support": 5}

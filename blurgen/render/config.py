@@ -107,6 +107,9 @@ class LabelsSection:
     coverage_supersample: int = option(4, "exact coverage: points per pixel along x and y", min=1, max=16)
     drop_truncated: bool = option(False, "drop images whose object touches the image border (the "
                                          "`truncated` label; the paper names no such filter)")
+    max_level: int | None = option(None, "drop images whose blur level exceeds this (the paper's Table 1 "
+                                         "holds levels 1-6 only; the paper preset sets 6); null: keep every level",
+                                   min=1, max=10)
 
 
 @section

@@ -53,11 +53,7 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
             first, last = silhouette_of[start], silhouette_of[start + count]
             t0, t1 = float(start), float(start + count)
         alpha = alpha_of(layer, start, count)
-        reason = filter_reason(alpha, first, last, min_coverage=config.labels.min_coverage,
-                               min_iou=config.labels.min_iou, drop_truncated=config.labels.drop_truncated)
-        severity = blur_severity(alpha, config.labels.erosion_px) if reason is None else None
-        if reason is None and severity is None:
-            reason = "no_support"  # nothing left after erosion: Eq. 5 is undefined
+        reason, severity = judge_image(config, alpha, first, last)
         if reason is not None:
             dropped[reason] += 1
             continue
@@ -65,6 +61,23 @@ def item_samples(config: RenderConfig, prepared: PreparedItem, rendered: dict[st
         if config.images.flow:
             sample.update(sample_flow(config, sample, coords_of, start, count))
         yield sample
+
+
+def judge_image(config: RenderConfig, alpha: np.ndarray, first: np.ndarray | None,
+                last: np.ndarray | None) -> tuple[str | None, float | None]:
+    """Why an image with coverage ``alpha`` (window silhouettes ``first``/``last``, None for the
+    sharp image) is dropped, or ``(None, its blur severity)`` when it is kept."""
+    labels = config.labels
+    reason = filter_reason(alpha, first, last, min_coverage=labels.min_coverage, min_iou=labels.min_iou,
+                           drop_truncated=labels.drop_truncated)
+    if reason is not None:
+        return reason, None
+    severity = blur_severity(alpha, labels.erosion_px)
+    if severity is None:
+        return "no_support", None  # nothing left after erosion: Eq. 5 is undefined
+    if labels.max_level is not None and blur_level(severity) > labels.max_level:
+        return "above_max_level", None  # after the paper's filters, so they count the same images
+    return None, severity
 
 
 def labels_alpha(config: RenderConfig, prepared: PreparedItem,

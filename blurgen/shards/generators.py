@@ -90,7 +90,9 @@ GENERATORS: dict[str, GeneratorInfo] = {
         reasons={"small": "the object covers less than `labels.min_coverage` of the pixels (paper §4.1: 1.5 %)",
                  "appearance_change": "the silhouettes at the window's first and last instants, aligned at their "
                                       "centroids, overlap with IoU under `labels.min_iou` (paper §4.1: 0.2)",
-                 "no_support": "nothing of the object is left after eroding its coverage: Eq. 5 is undefined"}),
+                 "no_support": "nothing of the object is left after eroding its coverage: Eq. 5 is undefined",
+                 "above_max_level": "the blur level exceeds `labels.max_level` (the paper's Table 1 holds levels "
+                                    "1-6 only)"}),
     "blurgen.composite/1": GeneratorInfo(
         command="blurgen composite",
         what="photos with segmented regions blurred by six physically motivated motion models, with the "
