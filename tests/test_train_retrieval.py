@@ -41,7 +41,7 @@ def render(tmp_path_factory) -> Path:
     config = resolve_config(RenderConfig, "render", preset="demo", overrides=[
         f"assets.objects={demo.objects}", f"assets.backgrounds={demo.backgrounds}",
         "assets.objects_per_category=4", "trajectory.per_object=2", "camera.width=64", "camera.height=48",
-        "cycles.samples=2", "images.max_window=4", "labels.erosion_px=1", "split.train=0.5", "split.val=0.25",
+        "cycles.samples=2", "images.max_window=4", "split.train=0.5", "split.val=0.25",
         "output.preview=false"])
     render_dataset(config, root / "data", progress=False)
     return root / "data"
