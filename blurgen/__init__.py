@@ -1,3 +1,3 @@
 """blurgen: motion-blur training data and the baselines that learn from it."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
