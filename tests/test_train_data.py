@@ -21,6 +21,7 @@ from blurgen.train.data import (
     make_loader,
     split_files,
     to_device,
+    validation_files,
 )
 from shard_fixtures import chunk_byte_offset, flip_byte, write_shard
 
@@ -89,6 +90,18 @@ def test_split_files_picks_one_split(tmp_path: Path):
     assert len(ShardTorchDataset(files, ["image"])) == 5
     with pytest.raises(BlurgenError, match="no 'val' shards.*test, train"):
         split_files(tmp_path, "val")
+
+
+def test_validation_files_come_from_val_else_from_data_else_none(tmp_path: Path):
+    data, val = tmp_path / "data", tmp_path / "val"
+    write_shard(data, range(3), split="train")
+    write_shard(val, range(3, 5), split="val")
+    assert validation_files(data, None, "val") is None  # --data without a val split: no validation
+    assert [Path(p).name for p in validation_files(data, val, "val")] == ["val-00000-of-00001.h5"]
+    with pytest.raises(BlurgenError, match="no 'test' shards"):  # a --val folder without the split is an error
+        validation_files(data, val, "test")
+    write_shard(data, range(5, 7), split="val")
+    assert [Path(p).parent for p in validation_files(data, None, "val")] == [data]
 
 
 class Sequential(torch.utils.data.Sampler):

@@ -34,7 +34,8 @@ from blurgen.train.blurseg_losses import (combine, deep_supervision_loss, mask_l
                                           prevalence_loss)
 from blurgen.train.blurseg_metrics import SegmentationTally, quantise
 from blurgen.train.blurseg_model import BlurSegNet, pad_to_multiple
-from blurgen.train.data import IMAGENET_MEAN, IMAGENET_STD, DeviceAugment, make_loader, to_device
+from blurgen.train.data import (IMAGENET_MEAN, IMAGENET_STD, DeviceAugment, make_loader, to_device,
+                                validation_files)
 from blurgen.train.distributed import DistContext
 
 
@@ -156,7 +157,7 @@ class BlurSegTask:
             raise BlurgenError(f"{self.data}: the training samples differ in size ({sizes}); make every stage "
                                "with the same samples.width and samples.height")
         self._check_curriculum()
-        self.val_files = self._val_files()
+        self.val_files = validation_files(self.data, self.val, self.config.data.val_split, composite_split_files)
         self._loader: torch.utils.data.DataLoader | None = None
         self._sampler: EpochSampler | None = None
         self._draws: dict[tuple[int, int, int], np.ndarray] = {}
@@ -173,15 +174,6 @@ class BlurSegTask:
                     f"{self.data}: epoch {epoch + 1} trains on stage '{stage}' and earlier, which has fewer samples "
                     f"than train.batch_size {need} (samples per stage: {have}); add that stage's data "
                     f"(blurgen composite --set blur.stage={stage}) or move curriculum.mixed_from/advanced_from")
-
-    def _val_files(self) -> list[str] | None:
-        folder = self.val or self.data
-        try:
-            return composite_split_files(folder, self.config.data.val_split)
-        except BlurgenError:
-            if self.val is not None:
-                raise
-            return None  # --data has no validation split: train without validation
 
     # ------------------------------------------------------------------ the loop's interface
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -57,6 +57,19 @@ def split_files(folder: str | Path, split: str) -> list[str]:
     if not files:
         raise BlurgenError(f"{folder} has no '{split}' shards (splits there: {', '.join(splits) or 'none'})")
     return files
+
+
+def validation_files(data: str | Path, val: str | Path | None, split: str,
+                     find: Callable[[str | Path, str], list[str]] = split_files) -> list[str] | None:
+    """A run's validation shards: ``split`` of ``val`` when it is given (missing: an error), else of
+    ``data`` when that has the split (None: the run trains without validation). ``find`` lists a
+    split's files (a task's own, e.g. one that also checks the schema)."""
+    try:
+        return find(val if val is not None else data, split)
+    except BlurgenError:
+        if val is not None:
+            raise
+        return None  # --data has no validation split: train without validation
 
 
 class ShardTorchDataset(torch.utils.data.Dataset):

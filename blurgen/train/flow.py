@@ -26,7 +26,8 @@ from blurgen.flow.metrics import min_direction_epe
 from blurgen.shards import ShardDataset, shard_fields
 from blurgen.shards.manifest import list_shard_files
 from blurgen.shards.schemas import FLOWPAIRS, RENDER
-from blurgen.train.data import DeviceAugment, ShardTorchDataset, device_images, make_loader, split_files, to_device
+from blurgen.train.data import (DeviceAugment, ShardTorchDataset, device_images, make_loader, split_files, to_device,
+                                validation_files)
 from blurgen.train.distributed import DistContext
 from blurgen.train.flow_config import TASK, FlowConfig, check_flow_config
 from blurgen.train.flow_losses import flow_loss
@@ -157,18 +158,9 @@ class FlowTask:
         self.dataset = ShardTorchDataset(files, FLOW_FIELDS, purpose="flow training")
         self.sample_ids = [str(s) for s in ShardDataset(files, fields=()).column("sample_id")]
         check_crop_fits(self.config, tuple(self.dataset.shards[0]["image"].shape[:2]))
-        self.val_files = self._val_files()
+        self.val_files = validation_files(self.data, self.val, self.config.data.val_split, flow_split_files)
         self._loader: torch.utils.data.DataLoader | None = None
         self._order: EpochOrder | None = None
-
-    def _val_files(self) -> list[str] | None:
-        folder = self.val or self.data
-        try:
-            return flow_split_files(folder, self.config.data.val_split)
-        except BlurgenError:
-            if self.val is not None:
-                raise
-            return None  # --data has no validation split: train without validation
 
     # ------------------------------------------------------------------ the loop's interface
 

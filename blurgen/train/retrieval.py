@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
 from blurgen.train.data import (DeviceAugment, ShardTorchDataset, device_images, hflip_boxes, make_loader, split_files,
-                                to_device)
+                                to_device, validation_files)
 from blurgen.train.distributed import DistContext
 from blurgen.train.retrieval_losses import (ArcFace, blur_estimation_loss, combine_losses, contrastive_loss,
                                             localisation_loss, normalised_box)
@@ -106,14 +106,9 @@ class RetrievalTask:
         self._sampler: _Resumable | None = None
 
     def _val_files(self) -> list[str] | None:
-        folder = self.val or self.data
-        try:
-            files = split_files(folder, self.config.data.val_split)
-        except BlurgenError:
-            if self.val is not None:
-                raise
-            return None  # --data has no validation split: train without validation
-        require_render_shards(files, str(folder))
+        files = validation_files(self.data, self.val, self.config.data.val_split)
+        if files is not None:
+            require_render_shards(files, str(self.val or self.data))
         return files
 
     # ------------------------------------------------------------------ the loop's interface
