@@ -4,7 +4,6 @@ kill -9, determinism, DDP with two gloo ranks, and its one-line refusals."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import subprocess
@@ -16,7 +15,7 @@ import pytest
 import torch
 
 from blurgen.errors import BlurgenError
-from blurgen.train.checkpoint import load_checkpoint, save_checkpoint
+from blurgen.train.checkpoint import load_checkpoint, load_weights, save_checkpoint
 from blurgen.train.distributed import DistContext
 from blurgen.train.loop import train
 from blurgen.train.runlog import read_metrics
@@ -135,3 +134,11 @@ def test_resume_refusals_are_one_line(tmp_path):
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(BlurgenError, match="not a readable blurgen checkpoint"):
         load_checkpoint(tmp_path / "junk.pt", "toy")
+
+
+def test_weights_that_do_not_fit_the_model_are_one_line():
+    source = torch.nn.Linear(2, 1)
+    assert torch.equal(load_weights(torch.nn.Linear(2, 1), source.state_dict()).weight, source.weight)
+    with pytest.raises(BlurgenError, match="does not match its config") as err:
+        load_weights(torch.nn.Linear(3, 1), source.state_dict())
+    assert "\n" not in str(err.value)

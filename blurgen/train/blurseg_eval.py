@@ -41,7 +41,7 @@ from blurgen.train.blurseg_data import composite_split_files, require_composite
 from blurgen.train.blurseg_folders import blurred_sharp_items, labelled_files, mask_folder_items, mask_pairs
 from blurgen.train.blurseg_metrics import TOP, ImageMetrics, PixelMetrics, SegmentationTally, quantise
 from blurgen.train.blurseg_model import BlurSegNet
-from blurgen.train.checkpoint import load_checkpoint
+from blurgen.train.checkpoint import load_checkpoint, load_weights
 from blurgen.train.distributed import resolve_device
 from blurgen.train.report import (markdown_table, percent, provenance, refuse_existing, staged_folder,
                                   write_h5_groups, write_json)
@@ -130,12 +130,7 @@ def checkpoint_config(state: dict[str, Any]) -> BlurSegConfig:
 
 
 def load_model(state: dict[str, Any], config: BlurSegConfig) -> BlurSegNet:
-    model = build_model(config)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:  # a checkpoint whose weights do not fit its own config
-        raise BlurgenError(f"the checkpoint's model does not match its config: {str(exc).splitlines()[0]}") from None
-    return model
+    return load_weights(build_model(config), state["model"])
 
 
 def checkpoint_thresholds(state: dict[str, Any]) -> Thresholds:

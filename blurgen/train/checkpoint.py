@@ -51,6 +51,16 @@ def load_checkpoint(path: Path, task: str) -> dict[str, Any]:
     return state
 
 
+def load_weights(model: torch.nn.Module, weights: dict[str, Any]) -> torch.nn.Module:
+    """``model`` with a checkpoint's ``weights``; one line when they do not fit it (a checkpoint
+    whose weights do not fit its own config: edited, or from another blurgen version)."""
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise BlurgenError(f"the checkpoint's model does not match its config: {str(exc).splitlines()[0]}") from None
+    return model
+
+
 def run_checkpoint(run_dir: Path) -> Path:
     """The checkpoint ``evaluate --run RUN`` reads: the final model, else the last checkpoint."""
     for name in (FINAL, LAST):

@@ -35,7 +35,7 @@ from blurgen.config import build
 from blurgen.errors import BlurgenError
 from blurgen.flow.metrics import accuracy, direction_masks, epe
 from blurgen.shards import ShardDataset
-from blurgen.train.checkpoint import load_checkpoint
+from blurgen.train.checkpoint import load_checkpoint, load_weights
 from blurgen.train.distributed import resolve_device
 from blurgen.train.flow import check_crop_fits, flow_sources, flow_split_files, predict_flows
 from blurgen.train.flow_config import TASK, FlowConfig, check_flow_config
@@ -102,12 +102,7 @@ def checkpoint_config(state: dict[str, Any]) -> FlowConfig:
 
 
 def load_network(state: dict[str, Any], config: FlowConfig) -> BlurFlowNet:
-    model = BlurFlowNet(config)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as exc:  # a checkpoint whose weights do not fit its own config
-        raise BlurgenError(f"the checkpoint's model does not match its config: {str(exc).splitlines()[0]}") from None
-    return model
+    return load_weights(BlurFlowNet(config), state["model"])
 
 
 def evaluate_flow(checkpoint: str | Path, data: str | Path, out: str | Path, *, split: str = "test",

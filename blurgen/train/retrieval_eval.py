@@ -33,7 +33,7 @@ from blurgen.config import build
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
 from blurgen.shards.manifest import list_shard_files
-from blurgen.train.checkpoint import load_checkpoint
+from blurgen.train.checkpoint import load_checkpoint, load_weights
 from blurgen.train.data import split_files
 from blurgen.train.distributed import resolve_device
 from blurgen.train.report import (markdown_table, percent, provenance, refuse_existing, staged_folder,
@@ -185,13 +185,8 @@ def checkpoint_config(state: dict[str, Any]) -> RetrievalConfig:
 
 def load_bridge(state: dict[str, Any], config: RetrievalConfig) -> Bridge:
     """BRIDGE with the checkpoint's weights (the ``bridge.`` part of RetrievalModule's state)."""
-    bridge = build_bridge(config)
     weights = {key[len("bridge."):]: value for key, value in state["model"].items() if key.startswith("bridge.")}
-    try:
-        bridge.load_state_dict(weights)
-    except RuntimeError as exc:  # a checkpoint whose weights do not fit its own config
-        raise BlurgenError(f"the checkpoint's model does not match its config: {str(exc).splitlines()[0]}") from None
-    return bridge
+    return load_weights(build_bridge(config), weights)
 
 
 def _render_split(folder: str | Path, split: str, purpose: str) -> list[str]:
