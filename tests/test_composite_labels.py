@@ -74,12 +74,16 @@ def test_image_equals_sharp_outside_the_mask_and_the_motion_is_seen_on_all_of_it
             assert (intensity[mask] > 0).all(), f"{coverage} {centric} {photometric}: mask pixels with intensity 0"
             assert not intensity[~mask].any()
             blurred += bool(mask.any())
-            # Before the 8-bit encoding (identity): the pair differs nowhere outside the mask,
-            # and on these textured photos almost everywhere in it (a flat patch moving along
-            # itself, a blend weight of a few ulps, or clipping after the photometric effects
-            # may leave a moving pixel equal to its sharp one).
+            # Before the 8-bit encoding (identity), with every instance's whole window of the
+            # image written (the stored image takes sharp's pixels outside the mask, so only
+            # the image as composited can show a difference there): the pair differs nowhere
+            # outside the mask, and on these textured photos almost everywhere in it (a flat
+            # patch moving along itself, a blend weight of a few ulps, or clipping after the
+            # photometric effects may leave a moving pixel equal to its sharp one).
             with monkeypatch.context() as patch:
                 patch.setattr(sample_module, "linear_to_srgb_uint8", lambda x: np.array(x, np.float32))
+                patch.setattr(sample_module, "_encode_where",
+                              lambda where, linear, out: out.__setitem__(Ellipsis, linear))
                 linear = sample_module.make_sample(config, item, photo)
             np.testing.assert_array_equal(linear["blur_mask"], mask)
             differs = (linear["image"] != linear["sharp"]).any(axis=2)
@@ -118,3 +122,24 @@ def test_a_later_instance_keeps_the_streaks_of_an_earlier_one_beyond_its_own_pix
     assert np.array_equal(sharp2[untouched], sharp1[untouched])
     neither = ~(changed1 | changed2)
     assert np.array_equal(image2[neither], sharp2[neither])
+
+
+@pytest.mark.parametrize("log_scale, rotation_deg", [(0.3, 0.0), (0.0, 25.0), (-0.2, -15.0)])
+def test_a_zoom_centred_on_a_pixel_centre_moves_that_pixel_too(log_scale, rotation_deg):
+    """A disc whose centroid is a pixel centre: every pixel that changes, the centre one
+    included, has a positive extent (its content spans radii up to 0.7 px, not 0), and the
+    extents still follow kappa * r: the pixel 10 px from the centre reads about 10 kappa."""
+    from blurgen.composite.blurs.zoom_rotation import zoom_kappa
+    from blurgen.composite.compose import blur_instance
+
+    rng = np.random.default_rng(3)
+    image = rng.random((81, 81, 3)).astype(np.float32)
+    yy, xx = np.mgrid[0:81, 0:81]
+    disc = (xx - 40) ** 2 + (yy - 40) ** 2 < 15 ** 2
+    params = {"type": "zoom_rotation", "center": [40.0, 40.0], "log_scale": log_scale,
+              "rotation_deg": rotation_deg, "zoom_share": 0.5, "extent_px": 1.0}
+    _, _, changed, extent = blur_instance(image, disc, params, feather_px=0, fill_margin_px=0).full(image)
+    assert changed[40, 40]
+    assert (extent[changed] > 0).all()
+    kappa = zoom_kappa(log_scale, np.radians(rotation_deg))
+    assert extent[40, 50] == pytest.approx(10 * kappa, rel=0.05)

@@ -76,11 +76,22 @@ def in_window(params: Mapping, x0: int, y0: int) -> dict:
     return dict(params, center=[float(params["center"][0]) - x0, float(params["center"][1]) - y0])
 
 
+# The mean distance from its centre over a unit square, (sqrt(2) + asinh(1)) / 6: the mean radius
+# of the content of a pixel centred on the zoom centre.
+CENTRE_PIXEL_MEAN_RADIUS = np.float32((math.sqrt(2.0) + math.asinh(1.0)) / 6.0)
+
+
 def _radius(shape: tuple[int, int], centre: tuple[float, float]) -> np.ndarray:
-    """Distance of every pixel centre of an H x W window from ``centre`` (x, y), float32."""
+    """Distance of every pixel centre of an H x W window from ``centre`` (x, y), float32.
+
+    Never below the centre pixel's mean radius: the distance of the pixel centre stands for the
+    pixel's content, which is fine away from the zoom centre but would read 0 (no motion) for a
+    pixel centred on it, whose content moves (by up to 0.7 px times kappa) and is blurred.
+    """
     h, w = shape
-    return np.hypot(np.arange(w, dtype=np.float32)[None, :] - np.float32(centre[0]),
-                    np.arange(h, dtype=np.float32)[:, None] - np.float32(centre[1]))
+    r = np.hypot(np.arange(w, dtype=np.float32)[None, :] - np.float32(centre[0]),
+                 np.arange(h, dtype=np.float32)[:, None] - np.float32(centre[1]))
+    return np.maximum(r, CENTRE_PIXEL_MEAN_RADIUS, out=r)
 
 
 def source_extent(params: Mapping, shape: tuple[int, int]) -> np.ndarray:
