@@ -1,6 +1,6 @@
 """Exact-coverage labels against 256 spp, and image quality and speed at 8 and 16 spp.
 
-``python bench/render_labels.py [--every 4] [--spp 8 16] [--ref-spp 256] [--psnr-ref-spp 1024]``
+``python bench/render_labels.py [--every 4] [--spp 8 16] [--ref-spp 256 [1024 ...]] [--psnr-ref-spp 1024]``
 
 On a subset of the demo preset's trajectories (every ``--every``-th of its plan, named in the
 output), in one run:
@@ -11,6 +11,8 @@ output), in one run:
    every image twice: from the exact coverage (``labels.coverage: exact``, the default) and from
    the colour renders' alpha (``render``, the old way). The reference is the old way at
    ``--ref-spp``. Printed: mean and largest |dBS|, mean dBS, and the images whose level changes.
+   With several ``--ref-spp``, the same table against each: whether the exact labels' distance
+   to the reference shrinks as the reference's own sampling noise does.
 2. Cost. Cycles' wall time inside its render calls, the Blender processes' CPU time (start-up
    included), and the parent's CPU time for the exact coverage; images per CPU-second and the
    CPU-core-hours the paper's 1.5 million images would take at that rate.
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--every", type=int, default=4, help="every k-th trajectory of the demo plan")
     ap.add_argument("--limit", type=int, default=0, help="at most this many trajectories (0: all picked)")
     ap.add_argument("--spp", type=int, nargs="+", default=[8, 16], help="colour spp under test")
-    ap.add_argument("--ref-spp", type=int, default=256)
+    ap.add_argument("--ref-spp", type=int, nargs="+", default=[256], help="references (colour alpha)")
     ap.add_argument("--psnr-ref-spp", type=int, default=1024, help="0 skips the PSNR part")
     ap.add_argument("--cache", type=Path, default=None, help="keep the renders here and reuse them")
     ap.add_argument("--set", action="append", default=[], help="config overrides (e.g. camera.width=96)")
@@ -142,19 +144,21 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-labels-") as tmp:
         work = Path(tmp)
         runs = {}
-        for spp in [args.ref_spp, *args.spp]:
+        for spp in sorted({*args.ref_spp, *args.spp}):
             cfg = with_cycles(exact, samples=spp)
             rendered, cpu = render(cfg, plan, prepared, work, f"s{spp}", cache=args.cache)
             runs[spp] = (rendered, cpu)
-        ref, _ = labels(old_way, prepared, runs[args.ref_spp][0])
-        print(f"\nLabels against the colour alpha at {args.ref_spp} spp ({len(ref)} images kept)")
         exact_cpu = {}
-        for spp in [*args.spp, args.ref_spp]:
-            rendered = runs[spp][0]
-            if spp != args.ref_spp:
-                print(compare(f"{spp} spp, colour alpha (old)", labels(old_way, prepared, rendered)[0], ref))
-            got, exact_cpu[spp] = labels(exact, prepared, rendered)
-            print(compare(f"{spp} spp, exact coverage (new)", got, ref))
+        for ref_spp in args.ref_spp:
+            ref, _ = labels(old_way, prepared, runs[ref_spp][0])
+            print(f"\nLabels against the colour alpha at {ref_spp} spp ({len(ref)} images kept)")
+            for spp in sorted({*args.spp, *args.ref_spp}):
+                rendered = runs[spp][0]
+                if spp != ref_spp:
+                    print(compare(f"{spp} spp, colour alpha (old)", labels(old_way, prepared, rendered)[0], ref))
+                if spp in args.spp or spp == ref_spp:
+                    got, exact_cpu[spp] = labels(exact, prepared, rendered)
+                    print(compare(f"{spp} spp, exact coverage (new)", got, ref))
 
         def nothing(job):  # Blender's start-up and the mesh imports: what a batch pays once
             for item in job["items"]:
