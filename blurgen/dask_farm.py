@@ -167,12 +167,19 @@ def _probe() -> None:
 
 
 def worker_cores(resources: Mapping[str, float]) -> int:
-    """On a Dask worker: the cores one task may use, this process's cores shared by the tasks the
-    worker can run at once (its threads, or fewer when each task holds a scarce resource)."""
+    """On a Dask worker: the cores one task may use, the worker's cores shared by the tasks it can
+    run at once (its threads, or fewer when each task holds a scarce resource).
+
+    A worker's cores are its threads (Dask's convention: ``dask worker --nworkers 4`` or
+    dask-jobqueue's ``processes=4`` split a machine's cores among the processes as threads),
+    at most the cores this process may run on: every worker process on a machine sees all of
+    its cores, so counting those would give each of several workers the whole machine.
+    """
     from distributed import get_worker
 
     state = get_worker().state
     at_once = state.nthreads
     for name, amount in resources.items():
         at_once = min(at_once, int(state.total_resources.get(name, 0) // amount))
-    return max(1, len(os.sched_getaffinity(0)) // max(1, at_once))
+    own = min(state.nthreads, len(os.sched_getaffinity(0)))
+    return max(1, own // max(1, at_once))

@@ -244,15 +244,18 @@ def attempts(log: Path) -> list[tuple[int, str, int, int]]:
 
 @pytest.mark.slow
 def test_tasks_asking_for_a_resource_run_only_where_it_is_with_the_cores_they_may_use(cluster, tmp_path):
-    cores = len(os.sched_getaffinity(0))  # the workers' processes inherit this process's cores
+    # Both workers run on this machine and see all of its cores; each owns its threads' worth of
+    # them (gpu 2, cpu 1), never more than the machine has.
+    owned = {name: min(threads, len(os.sched_getaffinity(0))) for name, threads in (("gpu", 2), ("cpu", 1))}
     config = synth_config(backend="dask", scheduler=cluster.scheduler_address, resources=["GPU=1"])
     run_job(Recording(config, make_plan(config), log=str(tmp_path / "gpu.log")), tmp_path / "gpu", progress=False)
-    # only the GPU worker takes them; it has 2 threads but 1 GPU: one task at a time, with every core
+    # only the GPU worker takes them; it has 2 threads but 1 GPU: one task at a time, with all its cores
     assert [(t, name, n) for t, name, _, n in sorted(attempts(tmp_path / "gpu.log"))] == [
-        (0, "gpu", cores), (1, "gpu", cores), (2, "gpu", cores)]
+        (0, "gpu", owned["gpu"]), (1, "gpu", owned["gpu"]), (2, "gpu", owned["gpu"])]
     config = synth_config(backend="dask", scheduler=cluster.scheduler_address)
     run_job(Recording(config, make_plan(config), log=str(tmp_path / "any.log")), tmp_path / "any", progress=False)
-    shares = {"gpu": max(1, cores // 2), "cpu": cores}  # without resources: the cores over the worker's threads
+    # without resources: a worker's cores over its threads (2 tasks at once on gpu, 1 on cpu)
+    shares = {"gpu": max(1, owned["gpu"] // 2), "cpu": owned["cpu"]}
     assert [n for _, name, _, n in attempts(tmp_path / "any.log")] == [
         shares[name] for _, name, _, _ in attempts(tmp_path / "any.log")]
     assert not list(tmp_path.glob("*.before"))  # work before the tasks is the tasks' own on Dask
