@@ -11,6 +11,7 @@ import pytest
 
 from blurgen.composite import motion
 from blurgen.composite.blurs import BLUR_TYPES, rolling, zoom_rotation
+from blurgen.composite.blurs.base import copy_where
 from blurgen.composite.blurs.dispatch import apply_blur, psf_for, sample_params
 from blurgen.composite.config import KIND, BlurSection, CompositeConfig
 from blurgen.config import resolve_config
@@ -424,3 +425,18 @@ def test_a_new_type_needs_only_its_module_and_a_registration(monkeypatch):
     rows, cols = np.nonzero(changed)
     assert rows.max() - rows.min() > cols.max() - cols.min() + 10  # streaked along y by ~12 px
     np.testing.assert_allclose(extent[changed & (extent > 0)], 12.0, rtol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8])
+@pytest.mark.parametrize("channels", [(), (3,)])
+def test_copy_where_is_a_masked_assignment_into_a_view(dtype, channels):
+    """copy_where(dst, src, mask) does what numpy's ``dst[mask] = src[mask]`` does, in a view of
+    a larger array (the rest of it untouched), with a strided mask and a float64 source."""
+    rng = np.random.default_rng(4)
+    full = (rng.random((20, 30) + channels) * 200).astype(dtype)
+    src = rng.random((8, 11) + channels) * 200  # float64: cast to dst's dtype like numpy's
+    mask = (rng.random((16, 22)) < 0.4)[::2, ::2]
+    expected = full.copy()
+    expected[5:13, 7:18][mask] = src.astype(dtype)[mask]
+    copy_where(full[5:13, 7:18], src, mask)
+    assert np.array_equal(full, expected)

@@ -32,7 +32,7 @@ import cv2
 import numpy as np
 
 from blurgen.composite.blurs import blur_type
-from blurgen.composite.blurs.base import into
+from blurgen.composite.blurs.base import copy_where
 from blurgen.composite.blurs.dispatch import apply_blur, blur_reach, in_window, source_extent
 from blurgen.composite.fill import fill_region
 from blurgen.composite.views import mask_box
@@ -171,10 +171,9 @@ def blur_instance(image: np.ndarray, mask: np.ndarray, params: Mapping, *, feath
 
 
 def _select(where: np.ndarray, yes: np.ndarray, no: np.ndarray) -> np.ndarray:
-    """``np.where(where[..., None], yes, no)`` as float32, with OpenCV's masked copy (a
-    broadcast boolean over 3 channels is 4x slower in numpy)."""
+    """``np.where(where[..., None], yes, no)`` as float32 (by copy_where: 4x faster)."""
     out = np.array(no, dtype=np.float32, order="C")
-    into(out, cv2.copyTo(np.ascontiguousarray(yes, dtype=np.float32), where.view(np.uint8), out))
+    copy_where(out, yes, where)
     return out
 
 

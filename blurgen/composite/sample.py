@@ -18,7 +18,7 @@ import numpy as np
 
 from blurgen.color import linear_to_srgb_uint8
 from blurgen.composite.blurs import blur_type
-from blurgen.composite.blurs.base import into
+from blurgen.composite.blurs.base import copy_where
 from blurgen.composite.blurs.dispatch import blur_reach, sample_params
 from blurgen.composite.compose import blur_instance, feather_radius
 from blurgen.composite.config import STAGES, CompositeConfig, allowed_types
@@ -176,8 +176,7 @@ def _encode_where(where: np.ndarray, linear: np.ndarray, out: np.ndarray) -> Non
         return
     x0, y0, x1, y1 = mask_box(where)
     box = (slice(y0, y1), slice(x0, x1))
-    view = out[box]
-    into(view, cv2.copyTo(linear_to_srgb_uint8(linear[box]), np.ascontiguousarray(where[box]).view(np.uint8), view))
+    copy_where(out[box], linear_to_srgb_uint8(linear[box]), where[box])
 
 
 def _dilated(mask: np.ndarray, radius: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 from blurgen.assets.noise import smoothstep
 from blurgen.composite import motion
 from blurgen.composite.blurs import straight
-from blurgen.composite.blurs.base import BBox, BlurResult, Window, draw_angle, into, uniform
+from blurgen.composite.blurs.base import BBox, BlurResult, Window, copy_where, draw_angle, uniform
 
 
 def draw(rng: np.random.Generator, extent_px: float, alpha: np.ndarray, ranges: Any) -> dict:
@@ -73,9 +73,8 @@ def apply(params: Mapping, fg: np.ndarray, alpha: np.ndarray, bbox: BBox) -> Blu
     mixed_fg = orig_fg + (weight[..., None] if fg.ndim == 3 else weight) * (fg_b - orig_fg)
     np.maximum(mixed_fg, 0.0, out=mixed_fg)
     mixed_alpha = np.clip(orig_alpha + weight * (alpha_b - orig_alpha), 0.0, 1.0)
-    mask = band_mask.view(np.uint8)
-    into(out_fg[iy, ix], cv2.copyTo(mixed_fg, mask, out_fg[iy, ix]))
-    into(out_alpha[iy, ix], cv2.copyTo(mixed_alpha, mask, out_alpha[iy, ix]))
+    copy_where(out_fg[iy, ix], mixed_fg, band_mask)
+    copy_where(out_alpha[iy, ix], mixed_alpha, band_mask)
     extent[iy, ix] = np.where(band_mask & (mixed_alpha > 0), weight * np.float32(length),
                               np.float32(0.0))
     return BlurResult(out_fg, out_alpha, extent)
