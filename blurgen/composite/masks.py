@@ -108,6 +108,16 @@ class FolderMasks(PhotoMasks):
         return folder.parent / (folder.name + ".png"), folder
 
     def masks_for(self, ref: SourceRef, image_linear: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """The masks of ``ref``, its photo's EXIF orientation read from its file (``load`` reads
+        it from the bytes it decoded instead)."""
+        try:
+            orientation = photo_orientation(ref.path) if ref.path is not None else 1
+        except OSError as exc:
+            raise SkipSource("unreadable image", f"{ref.path}: {exc.strerror or exc}") from None
+        return self.masks_for_photo(ref, image_linear, orientation)
+
+    def masks_for_photo(self, ref: SourceRef, image_linear: np.ndarray,
+                        orientation: int) -> tuple[np.ndarray, list[str]]:
         label_path, folder = self.paths_for(ref)
         if ref.path is not None and label_path.exists() and label_path.resolve() == Path(ref.path).resolve():
             raise BlurgenError(f"masks folder {self.masks_dir} is the images folder: image {ref.source_id} "
@@ -118,7 +128,7 @@ class FolderMasks(PhotoMasks):
             raise SkipSource("ambiguous masks", f"both {label_path} and {folder}/ exist; keep one")
         if not (has_label or has_folder):
             raise SkipSource("no mask file", f"neither {label_path} nor {folder}/ exists")
-        turn = self._turn(ref)
+        turn = self._turn(ref, orientation)
         expected = stored_shape(shape, turn)  # the shape of the mask files as read
         if has_label:
             label = _read_mask_file(label_path)
@@ -133,13 +143,10 @@ class FolderMasks(PhotoMasks):
             masks[i] = upright(binary_mask(image), turn)
         return masks, [p.name for p in files]
 
-    def _turn(self, ref: SourceRef) -> int:
-        """The EXIF orientation to apply to ``ref``'s mask files (1: none), or SkipSource when
-        the photo is turned and the config does not say how its masks were made."""
-        try:
-            orientation = photo_orientation(ref.path) if ref.path is not None else 1
-        except OSError as exc:
-            raise SkipSource("unreadable image", f"{ref.path}: {exc.strerror or exc}") from None
+    def _turn(self, ref: SourceRef, orientation: int) -> int:
+        """The EXIF orientation to apply to ``ref``'s mask files (1: none) for a photo that the
+        decoder turned by ``orientation``, or SkipSource when the photo is turned and the config
+        does not say how its masks were made."""
         if orientation == 1 or self.orientation == "upright":
             return 1
         if self.orientation is None:

@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from blurgen.color import srgb_to_linear
+from blurgen.composite.orientation import exif_orientation
 from blurgen.errors import BlurgenError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -106,17 +107,22 @@ def procedural_refs(count: int) -> list[SourceRef]:
     return [SourceRef(f"{PROCEDURAL_PREFIX}{i:05d}", None, i) for i in range(count)]
 
 
-def read_image_file(path: Path) -> np.ndarray:
-    """Decode an image file as stored: 8/16-bit, 1-4 channels (BGR order), or SkipSource."""
+def read_file_bytes(path: Path) -> bytes:
+    """The bytes of the image file at ``path``, or SkipSource."""
     try:
-        data = np.fromfile(path, dtype=np.uint8)
+        return Path(path).read_bytes()
     except OSError as exc:
         raise SkipSource("unreadable image", f"{path}: {exc.strerror or exc}") from None
+
+
+def decode_image(data: bytes, path: Path) -> np.ndarray:
+    """Decode the bytes ``data`` of the image file ``path`` as stored: 8/16-bit, 1-4 channels
+    (BGR order), or SkipSource."""
     # JPEGs: IMREAD_COLOR applies the EXIF orientation (IMREAD_UNCHANGED would not), so the
     # picture stands as viewers show it; JPEGs have no alpha and 8 bits, nothing is lost.
     # Other files: IMREAD_UNCHANGED keeps 16 bits and alpha.
-    flags = cv2.IMREAD_COLOR if data[:2].tobytes() == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
-    image = cv2.imdecode(data, flags) if data.size else None
+    flags = cv2.IMREAD_COLOR if data[:2] == b"\xff\xd8" else cv2.IMREAD_UNCHANGED
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags) if data else None
     if image is None:
         raise SkipSource("unreadable image", f"{path}: not a decodable JPEG or PNG")
     if image.dtype not in (np.uint8, np.uint16):
@@ -128,6 +134,11 @@ def read_image_file(path: Path) -> np.ndarray:
     return image
 
 
+def read_image_file(path: Path) -> np.ndarray:
+    """Decode an image file as stored: 8/16-bit, 1-4 channels (BGR order), or SkipSource."""
+    return decode_image(read_file_bytes(path), path)
+
+
 def load_image_linear(path: Path) -> np.ndarray:
     """An image file as HxWx3 float32 linear-light RGB in [0, 1], or SkipSource.
 
@@ -137,7 +148,12 @@ def load_image_linear(path: Path) -> np.ndarray:
     editor left under fully transparent pixels (often black, often leftovers of a cut-out),
     which SAM and the blur would then treat as content; a flat grey is plain background to both.
     """
-    image = read_image_file(path)
+    return linear_rgb(read_image_file(path))
+
+
+def linear_rgb(image: np.ndarray) -> np.ndarray:
+    """A decoded image (:func:`decode_image`) as HxWx3 float32 linear-light RGB in [0, 1]
+    (see load_image_linear)."""
     alpha = None
     if image.ndim == 2:
         image = image[:, :, None]
@@ -190,11 +206,20 @@ class PhotoMasks:
         """NxHxW bool masks of ``ref`` (H, W: ``image_linear``'s) and one name per mask."""
         raise NotImplementedError
 
+    def masks_for_photo(self, ref: SourceRef, image_linear: np.ndarray,
+                        orientation: int) -> tuple[np.ndarray, list[str]]:
+        """:meth:`masks_for`, told the EXIF ``orientation`` (1-8) the decoder applied to the
+        photo, read from the bytes ``load`` decoded. Masks made on the upright picture (SAM's)
+        need not know; mask files do (FolderMasks overrides this)."""
+        return self.masks_for(ref, image_linear)
+
     def load(self, ref: SourceRef) -> tuple[np.ndarray, np.ndarray, list[str]]:
         if ref.path is None:
             raise ValueError(f"{ref.source_id}: {type(self).__name__} needs an image file")
-        image = load_image_linear(ref.path)
-        found, names = self.masks_for(ref, image)
+        # One read: the pixels and the orientation the decoder gave them come from the same bytes.
+        data = read_file_bytes(ref.path)
+        image = linear_rgb(decode_image(data, ref.path))
+        found, names = self.masks_for_photo(ref, image, exif_orientation(data))
         found = np.asarray(found)
         if found.ndim != 3 or found.shape[1:] != image.shape[:2]:
             size = f"{found.shape[2]}x{found.shape[1]}" if found.ndim == 3 else f"shape {found.shape}"
