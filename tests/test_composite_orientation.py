@@ -177,6 +177,8 @@ def test_a_png_is_read_as_stored_even_with_an_exif_chunk(tmp_path):
     ihdr_end = 8 + 8 + 13 + 4
     path = tmp_path / "photo.png"
     path.write_bytes(data[:ihdr_end] + chunk + data[ihdr_end:])
+    # The chunk is one OpenCV reads: decoded in colour, the photo is turned.
+    assert cv2.imread(str(path), cv2.IMREAD_COLOR).shape[:2] == STORED[::-1]
     assert np.array_equal(read_image_file(path), pixels)
     assert exif_orientation(path.read_bytes()) == 1 and photo_orientation(path) == 1
 
