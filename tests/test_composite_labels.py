@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import numpy as np
 import pytest
 
@@ -21,6 +20,7 @@ from blurgen.composite.plan import CompositeItem
 from blurgen.composite.procedural import procedural_source
 from blurgen.composite.sources import SourceData, SourceRef
 from blurgen.config import resolve_config
+from composite_fixtures import grown_mask
 
 PHOTOS = 2
 SAMPLES_PER_CASE = 3
@@ -34,9 +34,7 @@ def sam_like_source(index: int) -> SourceData:
     wrong = np.zeros_like(masks)
     for i, mask in enumerate(masks):
         rim = int(rng.integers(1, 4))
-        kernel = np.ones((2 * rim + 1, 2 * rim + 1), np.uint8)
-        grow = cv2.dilate if rng.random() < 0.5 else cv2.erode
-        wrong[i] = grow(mask.view(np.uint8), kernel).astype(bool)
+        wrong[i] = grown_mask(mask, rim if rng.random() < 0.5 else -rim)
     assert (wrong != masks).any(axis=(1, 2)).all()  # every mask is off the object's rim
     return SourceData(f"sam-like-{index}", image, wrong, names)
 
@@ -115,8 +113,7 @@ def test_a_later_instance_keeps_the_streaks_of_an_earlier_one_beyond_its_own_pix
     two = blur_instance(image1, second, params, feather_px=feather, fill_margin_px=margin, sharp=sharp1)
     image2, sharp2, changed2, _ = two.full(image1, sharp1)
     assert changed1[:, 60:80].any()  # the first streak reaches into the second one's reach
-    kernel = np.ones((2 * (feather + margin) + 1,) * 2, np.uint8)
-    removal2 = cv2.dilate(second.view(np.uint8), kernel).astype(bool)
+    removal2 = grown_mask(second, feather + margin)
     untouched = ~(removal2 | changed2)
     assert np.array_equal(image2[untouched], image1[untouched])
     assert np.array_equal(sharp2[untouched], sharp1[untouched])

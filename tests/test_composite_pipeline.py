@@ -24,6 +24,7 @@ from blurgen.composite.plan import CompositeItem, list_sources, make_plan
 from blurgen.composite.sources import SourceData, load_source, procedural_refs
 from blurgen.config import resolve_config
 from blurgen.shards import ShardDataset, verify_dir
+from composite_fixtures import grown_mask
 from shard_fixtures import assert_same_samples, assert_same_shard_bytes, samples_by_id
 
 TINY = {"sources": {"procedural_count": 4, "procedural_size": [160, 120]},
@@ -118,14 +119,6 @@ def test_removed_instance_leaves_no_sharp_ghost_under_its_streak():
     np.testing.assert_allclose(out.image[32, 40], a * blue + (1 - a) * grey, atol=0.02)
 
 
-def imprecise_mask(truth: np.ndarray, rim_px: int) -> np.ndarray:
-    """A SAM-like mask of the object ``truth``: ``rim_px`` > 0 overshoots its rim by that many
-    pixels, < 0 misses that much of it."""
-    kernel = np.ones((2 * abs(rim_px) + 1,) * 2, np.uint8)
-    grow = cv2.dilate if rim_px > 0 else cv2.erode
-    return grow(truth.astype(np.uint8), kernel).astype(bool) if rim_px else truth.copy()
-
-
 @pytest.mark.parametrize("rim_px", [-3, 0, 3])
 @pytest.mark.parametrize("coverage", ["full", "partial"])
 @pytest.mark.parametrize("kind", BLUR_TYPES)
@@ -139,7 +132,7 @@ def test_image_and_sharp_differ_exactly_where_changed_and_the_motion_is_seen_the
     image = rng.random((96, 112, 3)).astype(np.float32)
     truth = disc(96, 112, 50, 44, 18)
     image[truth] = 0.5 * image[truth] + np.float32(0.4)  # the object: brighter than its surroundings
-    mask = imprecise_mask(truth, rim_px)
+    mask = grown_mask(truth, rim_px)
     params = sample_params(kind, rng, 9.0, mask)
     weight = partial_weight(rng, mask, 0.5, 6.0, reach=blur_reach(params) + 2) if coverage == "partial" else None
     feather, margin = 2, 1
@@ -148,10 +141,10 @@ def test_image_and_sharp_differ_exactly_where_changed_and_the_motion_is_seen_the
     assert out.changed.sum() > 300
     np.testing.assert_array_equal(out.changed, differs)
     assert (out.extent[out.changed] > 0).all() and not out.extent[~out.changed].any()
-    removal = imprecise_mask(mask, feather + margin)
+    removal = grown_mask(mask, feather + margin)
     assert np.array_equal(out.sharp[~removal], image[~removal])
     assert np.array_equal(out.image[~(removal | out.changed)], image[~(removal | out.changed)])
-    interior = imprecise_mask(mask, -feather) if weight is None else imprecise_mask(mask, -feather) & (weight == 0)
+    interior = grown_mask(mask, -feather) if weight is None else grown_mask(mask, -feather) & (weight == 0)
     assert np.array_equal(out.sharp[interior], image[interior])
 
 
@@ -386,9 +379,9 @@ def test_photos_with_mask_files_and_recorded_skips(tmp_path):
         rim = np.zeros((30, 40), bool)
         for record in json.loads(sample["instances"]):
             if "params" in record:
-                square = np.zeros((30, 40), np.uint8)
-                square[squares[record["name"]]] = 1
-                rim |= cv2.dilate(square, np.ones((19, 19), np.uint8)) > cv2.erode(square, np.ones((15, 15), np.uint8))
+                square = np.zeros((30, 40), bool)
+                square[squares[record["name"]]] = True
+                rim |= grown_mask(square, 9) & ~grown_mask(square, -7)
         difference = sample["sharp"].astype(int) - linear_to_srgb_uint8(expected.astype(np.float32))
         assert np.abs(difference[~rim]).max() <= 1
         checked += np.count_nonzero(~rim)
