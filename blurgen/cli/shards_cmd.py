@@ -80,7 +80,8 @@ def verify(ctx: click.Context, folder: Path) -> None:
 def stats(folder: Path, as_json: bool) -> None:
     """Samples per split and blur level (1..10) of the shards in FOLDER (or a release), from
     manifest.json; for render shards also the paper's Table 1 rows by role (query, database,
-    distractor), from the shards' role column."""
+    distractor), from the shards' columns: blurred images only, as Table 1 counts them, with
+    each role's sharp images in a column of their own."""
     _require_folder(folder)
     folder = shard_folder(folder)
     manifest = read_manifest(folder)
@@ -99,6 +100,9 @@ def stats(folder: Path, as_json: bool) -> None:
     click.echo(format_level_table(table))
     if roles is not None:
         click.echo("")
+        if roles.sharp is not None:
+            click.echo("blurred images by role (the paper's Table 1 rows); sharp: each trajectory's sharp image, "
+                       "in neither the levels nor the total")
         click.echo(format_level_table(roles))
 
 

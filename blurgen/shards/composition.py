@@ -18,7 +18,7 @@ from typing import Any, Callable, Iterable, Sequence
 from blurgen.shards.manifest import read_manifest
 from blurgen.shards.reader import ShardDataset
 from blurgen.shards.release import shard_folder
-from blurgen.shards.stats import LevelTable, level_table, role_table
+from blurgen.shards.stats import SHARP, LevelTable, level_table, role_table
 
 TOTAL = "total"
 MAX_ROWS = 50  # a card lists at most this many rows of one table (e.g. videos); the rest are summed
@@ -61,9 +61,10 @@ class CountTable:
 
 def from_level_table(title: str, table: LevelTable, note: str = "") -> CountTable:
     """A split or role table of blur levels as a card table in the paper's Table 1 layout: the
-    total, then ``BL 1`` ... ``BL 10``."""
-    columns = tuple(f"BL {lv}" for lv in table.levels)
-    cells = {r: {f"BL {lv}": n for lv, n in table.counts[r].items()} for r in table.splits}
+    total, then ``BL 1`` ... ``BL 10`` (then ``sharp`` when the table leaves the sharp images out)."""
+    columns = tuple(f"BL {lv}" for lv in table.levels) + ((SHARP,) if table.sharp is not None else ())
+    cells = {r: {**{f"BL {lv}": n for lv, n in table.counts[r].items()},
+                 **({SHARP: table.sharp[r]} if table.sharp is not None else {})} for r in table.splits}
     return CountTable(title, table.row_label, columns, table.splits, cells, dict(table.samples), note,
                       total_first=True)
 
@@ -105,16 +106,28 @@ def _ordered(table: CountTable, order: Sequence[str]) -> CountTable:
 
 
 def render_tables(dataset: ShardDataset, folder: Path) -> list[CountTable]:
-    """Table 1 of the blur-retrieval paper: images per blur level for each split, then for each
-    role (queries and database images of the test objects, the distractor set)."""
-    tables = [from_level_table("Images per blur level and split", level_table(read_manifest(folder)))]
-    roles = role_table(folder)
+    """Table 1 of the blur-retrieval paper: images per blur level for each split (every image,
+    from the manifest), then blurred images for each role (queries and database images of the
+    test objects, the distractor set; from ``dataset``'s columns)."""
+    tables = [from_level_table("Images per blur level and split", level_table(read_manifest(folder)),
+                               "every image, each trajectory's sharp image included")]
+    roles = role_table(dataset)
     if roles is not None:
-        tables.append(from_level_table(
-            "Images per blur level and role (the paper's Table 1 rows)", roles,
-            "query and database: the test objects' images (a query's positives are the database images "
-            "of its object); distractor: images of objects disjoint from the retrieval set"))
+        note = _ROLE_NOTE + (_SHARP_NOTE if roles.sharp is not None else "")
+        tables.append(from_level_table(_role_title(roles), roles, note))
     return tables
+
+
+_ROLE_NOTE = ("query and database: the test objects' images (a query's positives are the database images of its "
+              "object); distractor: images of objects disjoint from the retrieval set")
+_SHARP_NOTE = ("; sharp: each trajectory's sharp image (level 1 by construction), which the paper renders "
+               "additionally and Table 1 does not count, so it is in neither the total nor a level")
+
+
+def _role_title(roles: LevelTable) -> str:
+    if roles.sharp is None:  # no window_count: sharp and blurred images cannot be told apart
+        return "Images per blur level and role"
+    return "Blurred images per blur level and role (the paper's Table 1 rows)"
 
 
 def composite_tables(dataset: ShardDataset, folder: Path) -> list[CountTable]:
