@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import ast
 import glob
 import hashlib
 import json
@@ -17,12 +18,14 @@ import h5py
 import pytest
 import release_fixtures as rf
 import shard_fixtures as fx
+import table1_fixtures as t1
 import yaml
 from click.testing import CliRunner
 
 from blurgen.cli.main import main
 from blurgen.shards import ShardDataset, verify_dir
 from blurgen.shards.card import size_category
+from blurgen.shards.generators import generator_info
 from blurgen.shards.manifest import sha256_file
 from blurgen.shards.publish import publish
 from blurgen.shards.publish_config import PublishConfig
@@ -80,17 +83,33 @@ def test_card_tables_equal_the_shards_counts_read_with_h5py(release):
     rows = ["distractor" if s == "distractor" else r for s, r in zip(cols["split"], cols["role"])]
     by_role = rf.level_counts(rows, cols["blur_level"])
     by_role.pop("", None)  # train and val images have no role
-    for title, expected in (("Images per blur level and split", by_split),
-                            ("Images per blur level and role (the paper's Table 1 rows)", by_role)):
+    # the fixture's images are all blurred (window_count = level), so its sharp column is 0
+    for title, expected, sharp in (("Images per blur level and split", by_split, []),
+                                   ("Blurred images per blur level and role (the paper's Table 1 rows)", by_role,
+                                    [0])):
         header, *body_rows = tables[title]
-        assert header[1:] == ["total"] + [f"BL {lv}" for lv in range(1, 11)]  # the paper's Table 1 layout
+        # the paper's Table 1 layout
+        assert header[1:] == ["total"] + [f"BL {lv}" for lv in range(1, 11)] + ["sharp"] * len(sharp)
         seen = {}
         for row in body_rows:
             seen[row[0]] = [int(c) for c in row[1:]]
         for name, counter in expected.items():
-            assert seen[name] == [sum(counter.values())] + [counter.get(lv, 0) for lv in range(1, 11)], name
+            assert seen[name] == [sum(counter.values())] + [counter.get(lv, 0) for lv in range(1, 11)] + sharp, name
         assert seen["total"][0] == sum(sum(c.values()) for c in expected.values())
     assert set(by_role) == {"query", "database", "distractor"}
+
+
+def test_card_table1_rows_count_blurred_images_and_the_sharp_ones_apart(tmp_path):
+    publish([t1.write_job(tmp_path / "job")], tmp_path / "rel", CONFIG, progress=False)
+    tables = rf.markdown_tables(card_parts(tmp_path / "rel")[1])
+    header, *rows = tables["Blurred images per blur level and role (the paper's Table 1 rows)"]
+    assert header == ["role", "total", *(f"BL {lv}" for lv in range(1, 11)), "sharp"]
+    seen = {row[0]: [int(c) for c in row[1:]] for row in rows}
+    for role, levels in t1.BLURRED.items():  # counted by hand
+        assert seen[role] == [sum(levels.values()), *(levels.get(lv, 0) for lv in range(1, 11)), t1.SHARP[role]]
+    assert seen["total"] == [8, *(t1.BLURRED_TOTAL_BY_LEVEL.get(lv, 0) for lv in range(1, 11)), 4]
+    header, *rows = tables["Images per blur level and split"]  # every image, the sharp ones too
+    assert {row[0]: int(row[1]) for row in rows} == {"train": 2, "test": 9, "distractor": 3, "total": 14}
 
 
 def test_card_counts_each_tasks_drops_once_and_records_the_asset_licences(release, inputs):
@@ -106,6 +125,58 @@ def test_card_counts_each_tasks_drops_once_and_records_the_asset_licences(releas
     assert objects[2] == f"`{hashlib.sha256(manifest.read_bytes()).hexdigest()}`"
     assert objects[3] == "6" and objects[4] == "5 used"  # o0..o4 used, 'unused' not
     assert objects[5] == "CC-BY-4.0 (1); CC0-1.0 (4)" and objects[6] == "Jane Doe, objects collection"
+
+
+def render_drop_reasons() -> set[str]:
+    """Every reason render's image filters can return, read from their source: the string
+    constants ``labels.filter_reason`` returns and the first element of ``samples.judge_image``'s
+    ``(reason, None)`` returns."""
+    import blurgen.render.labels as labels
+    import blurgen.render.samples as samples
+
+    found = set()
+    for module, name in ((labels, "filter_reason"), (samples, "judge_image")):
+        function = next(node for node in ast.walk(ast.parse(Path(module.__file__).read_text()))
+                        if isinstance(node, ast.FunctionDef) and node.name == name)
+        for node in ast.walk(function):
+            if isinstance(node, ast.Return) and node.value is not None:
+                value = node.value.elts[0] if isinstance(node.value, ast.Tuple) else node.value
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    found.add(value.value)
+    return found
+
+
+def test_every_drop_reason_render_can_record_has_a_why_in_the_card():
+    emitted = render_drop_reasons()
+    assert {"small", "appearance_change", "truncated", "no_support", "above_max_level"} <= emitted  # the scan works
+    assert set(generator_info("blurgen.render/1").reasons) >= emitted
+
+
+def test_card_says_why_truncated_and_capped_images_were_dropped(tmp_path):
+    dropped = {"truncated": 2, "above_max_level": 1, "no_support": 1}
+    publish([t1.write_job(tmp_path / "job", dropped=dropped)], tmp_path / "rel", CONFIG, progress=False)
+    rows = rf.markdown_tables(card_parts(tmp_path / "rel")[1])["What the filters dropped"][1:]
+    why = {row[2]: row[4] for row in rows}
+    assert {row[2]: int(row[3]) for row in rows} == dropped
+    assert "labels.drop_truncated" in why["truncated"] and "labels.max_level" in why["above_max_level"]
+    assert "Eq. 5" in why["no_support"]
+
+
+def known_limits(release: Path) -> str:
+    body = card_parts(release)[1]
+    return body.split("## Known limits", 1)[1].split("\n## ", 1)[0]
+
+
+def test_card_states_the_limits_of_the_coverage_the_labels_came_from(tmp_path):
+    publish([t1.write_job(tmp_path / "exact", coverage="exact")], tmp_path / "e", CONFIG, progress=False)
+    exact = known_limits(tmp_path / "e")
+    assert "every triangle taken as opaque" in exact and "see-through" in exact
+    assert "Coverage below 1/256 counts as none" in exact
+    assert "Cycles sample counts" not in exact and "samples per pixel" not in exact
+    publish([t1.write_job(tmp_path / "render", coverage="render")], tmp_path / "r", CONFIG, progress=False)
+    render = known_limits(tmp_path / "r")
+    assert "reads slightly low at low Cycles sample counts" in render
+    assert "rendered with 8 samples per pixel" in render and "1/256" not in render
 
 
 def test_croissant_validates_and_its_checksums_are_the_files(release):

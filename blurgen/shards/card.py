@@ -141,9 +141,6 @@ def _how_made(card: CardContent) -> str:
             lines.append(f"- a subset of {source.get('samples', '?')} samples (`{source.get('folder', '?')}`, "
                          f"manifest sha256 `{source.get('manifest_sha256', '?')}`) cut by `blurgen shards subset` "
                          f"with the selection {json.dumps(sel, sort_keys=True)}")
-        if s.configs_differ:
-            lines.append("- the shards' configs differ (in fields that change how a job runs, not its samples); "
-                         "the first shard's is shown")
         if s.assets:
             lines += ["", "Asset manifests (licences and attributions as the manifests record them, for the "
                           "assets this set uses):", "", _asset_table(s.assets)]

@@ -3,7 +3,8 @@ implements (with BibTeX), the Hugging Face task categories and tags, and its kno
 
 The limits are the measured ones of the generator's docs (docs/render.md, docs/composite.md,
 docs/flowpairs.md) that a user of the data, not of blurgen, needs to know; some depend on the
-config that made the set (e.g. render's Cycles samples).
+config that made the set (e.g. where render's labels come from: the exact coverage or the colour
+renders' alpha at the set's Cycles samples).
 """
 
 from __future__ import annotations
@@ -37,17 +38,32 @@ class GeneratorInfo:
 
 
 def _render_limits(config: Mapping[str, Any]) -> list[str]:
-    spp = config.get("cycles", {}).get("samples")
     demo = config.get("assets", {}).get("objects") is None
-    return [
-        "Blur severity reads slightly low at low Cycles sample counts: a pixel the object covers only "
-        "briefly gets no sample and drops out of the support (measured at 320x240 against 128 spp: "
-        "0.011 lower on average at 16 spp, 0.015 at 8 spp; about one image in eight falls one level). "
-        f"This set was rendered with {spp} samples per pixel.",
+    return _render_label_limits(config) + [
         "Objects and backgrounds are those of the asset manifests listed under \"How it was made\"; their "
         "licences bind the images.",
     ] + ["The objects are blurgen's procedural demo objects (textured meshes in ShapeNet's layout), not "
          "ShapeNet models: fine for tests and demos, not for measuring retrieval."] * demo
+
+
+def _render_label_limits(config: Mapping[str, Any]) -> list[str]:
+    """The limits of the coverage the labels come from (docs/render.md, "Labels from the exact
+    coverage"). A config without ``labels.coverage`` was written before the exact coverage
+    existed, when the labels came from the colour renders' alpha."""
+    if config.get("labels", {}).get("coverage", "render") == "render":
+        spp = config.get("cycles", {}).get("samples")
+        return ["Blur severity reads slightly low at low Cycles sample counts: the labels come from the colour "
+                "renders' alpha (`labels.coverage: render`), where a pixel the object covers only briefly gets no "
+                "sample and drops out of the support (measured at 320x240 against 128 spp: 0.011 lower on average "
+                "at 16 spp, 0.015 at 8 spp; about one image in eight falls one level). "
+                f"This set was rendered with {spp} samples per pixel."]
+    return ["The labels and `alpha` come from the object's exact coverage (`labels.coverage: exact`): its mesh's "
+            "silhouette integrated over the exposure, with every triangle taken as opaque. Where a material is "
+            "see-through (a transparent or alpha-textured shader, e.g. the glass of some ShapeNet cars), the "
+            "image shows the background through it while `alpha` and the labels count the object as covering it.",
+            "Coverage below 1/256 counts as none: `alpha` is 0 there, so the faintest tail of a streak is outside "
+            "the support of Eq. 5, the box and `truncated` (about what a 256-spp render sees; the labels do not "
+            "depend on the Cycles sample count)."]
 
 
 def _composite_limits(config: Mapping[str, Any]) -> list[str]:
@@ -92,7 +108,9 @@ GENERATORS: dict[str, GeneratorInfo] = {
                                       "centroids, overlap with IoU under `labels.min_iou` (paper §4.1: 0.2)",
                  "no_support": "nothing of the object is left after eroding its coverage: Eq. 5 is undefined",
                  "above_max_level": "the blur level exceeds `labels.max_level` (the paper's Table 1 holds levels "
-                                    "1-6 only)"}),
+                                    "1-6 only)",
+                 "truncated": "the object's coverage touches the image border and `labels.drop_truncated` is on "
+                              "(blurgen's filter, not the paper's: checked after §4.1's)"}),
     "blurgen.composite/1": GeneratorInfo(
         command="blurgen composite",
         what="photos with segmented regions blurred by six physically motivated motion models, with the "

@@ -49,8 +49,7 @@ class SetRecord:
 
     name: str
     schema: str
-    config: dict[str, Any]          # the first shard's resolved config
-    configs_differ: bool            # another shard holds a different config (e.g. run-only fields)
+    config: dict[str, Any]          # the resolved config (one job's shards all store the same one)
     versions: tuple[str, ...]       # blurgen versions that wrote the shards
     seeds: tuple[int, ...]
     num_tasks: tuple[int, ...]
@@ -75,7 +74,6 @@ def read_set(name: str, folder: str | Path) -> SetRecord:
     subset_path = folder / SUBSET_RECORD
     return SetRecord(
         name=name, schema=schema, config=config,
-        configs_differ=len({a.get("config") for a in attrs}) > 1,
         versions=tuple(sorted({str(a.get("blurgen_version", "?")) for a in attrs})),
         seeds=tuple(sorted({int(a.get("seed", -1)) for a in attrs})),
         num_tasks=tuple(sorted({int(a["num_tasks"]) for a in attrs})),
