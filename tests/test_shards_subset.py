@@ -3,6 +3,7 @@ independent of the sharding, the provenance record, and the refusals."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -107,6 +108,7 @@ def test_same_selection_same_bytes_and_the_record_points_at_the_source_samples(s
         with h5py.File(tmp_path / "x" / new_file, "r") as new:
             rows = 0
             for origin in origins:
+                assert origin["sha256"] == hashlib.sha256((source / origin["file"]).read_bytes()).hexdigest()
                 with h5py.File(source / origin["file"], "r") as old:
                     for start, stop in origin["ranges"]:
                         for name in new:
@@ -121,6 +123,20 @@ def test_a_subset_publishes_and_its_card_names_the_selection(source, tmp_path):
     publish([tmp_path / "small"], tmp_path / "rel", PublishConfig(license="CC0-1.0"), progress=False)
     card = (tmp_path / "rel" / "README.md").read_text()
     assert 'cut by `blurgen shards subset` with the selection {"roles": ["query"], "seed": 0}' in card
+
+
+def test_a_damaged_source_is_refused_by_name_and_nothing_is_written(source, tmp_path):
+    damaged = Path(shutil.copytree(source, tmp_path / "damaged"))
+    shard = damaged / "test-00001-of-00002.h5"
+    fx.flip_byte(shard, fx.chunk_byte_offset(shard, "image", 1))
+    out = tmp_path / "out"
+    # sample 1 is a query image, which a database subset does not take: the whole source is verified
+    # all the same, before any sample is read
+    result = run(str(damaged), "--out", str(out), "--role", "database")
+    assert result.exit_code == 2, result.output
+    (line,) = result.stderr.strip().splitlines()
+    assert "fails verification, nothing written" in line and "test-00001-of-00002.h5: sha256 differs" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged"]  # no output, no hidden staging folder
 
 
 def test_parse_levels():

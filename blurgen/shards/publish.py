@@ -45,7 +45,7 @@ from blurgen.shards.release import (CARD_NAME, CROISSANT_NAME, DATA_DIR, PREVIEW
                                     new_output_folder, release_shard_name, shard_folder)
 from blurgen.shards.schema import get_schema, is_declared
 from blurgen.shards.stats import DISTRACTOR_SPLIT, level_table
-from blurgen.shards.verify import verify_dir
+from blurgen.shards.verify import require_verified
 from blurgen.train.report import staged_folder
 
 
@@ -134,15 +134,7 @@ def _checked_options(config: PublishConfig) -> License:
 
 
 def _verify(s: InputSet, progress: bool) -> None:
-    manifest = read_manifest(s.folder) or {"shards": []}
-    with tqdm(total=len(manifest["shards"]), unit="shard", desc=f"verify {s.name}", disable=not progress or None,
-              leave=False) as bar:
-        report = verify_dir(s.folder, progress=lambda name: bar.update())
-    if not report.ok:
-        problems = report.problems()
-        raise BlurgenError(f"{s.folder} fails verification, nothing published: {problems[0]}"
-                           + (f" (and {len(problems) - 1} more: blurgen shards verify {s.folder})"
-                              if len(problems) > 1 else ""))
+    report = require_verified(s.folder, "nothing published", desc=f"verify {s.name}", progress=progress)
     if report.samples == 0:
         raise BlurgenError(f"{s.folder} holds no samples: nothing to publish")
 

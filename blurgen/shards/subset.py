@@ -12,8 +12,9 @@ seed: not on how the job was cut into tasks, the order of the shards, or the fol
 The result is a shard folder like any other (one shard per split, written by ``ShardWriter``
 with the source's schema, config and seed, so it reads and publishes as the source does), plus
 ``subset.json``: the source (folder, manifest sha256), the selection, and for each new shard
-the source shard and sample ranges it took. It is built in a hidden sibling folder and renamed
-when complete.
+the source shard and sample ranges it took. The source is verified first, as ``publish`` does
+(every shard against its manifest), so a damaged shard is refused by name before anything is
+written. The subset is built in a hidden sibling folder and renamed when complete.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from blurgen.shards.provenance import SUBSET_RECORD
 from blurgen.shards.reader import ShardDataset
 from blurgen.shards.release import new_output_folder, shard_folder
 from blurgen.shards.stats import table_role
+from blurgen.shards.verify import require_verified
 from blurgen.shards.writer import ShardWriter
 from blurgen.train.report import staged_folder
 
@@ -167,6 +169,8 @@ def subset(source: str | Path, out: str | Path, selection: Selection, *, progres
     manifest = read_manifest(folder)
     if manifest is None:
         raise BlurgenError(f"{folder} has no {MANIFEST_NAME}: create it with: blurgen shards index {folder}")
+    # as publish does: a damaged source would be copied into shards whose new checksums hide it
+    require_verified(folder, "nothing written", desc="verify source", progress=progress)
     dataset = ShardDataset(folder)
     splits = np.repeat([e["split"] for e in manifest["shards"]], [int(e["samples"]) for e in manifest["shards"]])
     chosen = select(dataset, splits.tolist(), selection)
@@ -208,8 +212,9 @@ def _write_split(dataset: ShardDataset, out: Path, split: str, members: np.ndarr
 
 
 def _origin(dataset: ShardDataset, members: np.ndarray, manifest: dict[str, Any]) -> list[dict[str, Any]]:
-    """Where one new shard's samples came from: per source shard, its sha256 and the ranges
-    ``[start, stop)`` of local indices taken, in order."""
+    """Where one new shard's samples came from: per source shard, its sha256 (the manifest's,
+    which :func:`subset` has just checked against the bytes) and the ranges ``[start, stop)`` of
+    local indices taken, in order."""
     sha = {e["file"]: e["sha256"] for e in manifest["shards"]}
     runs: dict[str, list[list[int]]] = {}
     for i in members.tolist():

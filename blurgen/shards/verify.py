@@ -173,6 +173,25 @@ def verify_dir(folder: str | Path, progress: Callable[[str], None] | None = None
     return report
 
 
+def require_verified(folder: str | Path, refused: str, *, desc: str = "verify",
+                     progress: bool = True) -> VerifyReport:
+    """Verify ``folder`` (:func:`verify_dir`) before a command reads it, or stop in one line
+    naming the first bad shard: ``"<folder> fails verification, <refused>: <shard>: <problem>"``
+    (``refused`` says what did not happen, e.g. "nothing published")."""
+    from tqdm import tqdm
+
+    folder = shard_folder(folder)
+    with tqdm(total=len(list_shard_files(folder)), unit="shard", desc=desc, disable=not progress or None,
+              leave=False) as bar:
+        report = verify_dir(folder, progress=lambda name: bar.update())
+    if not report.ok:
+        problems = report.problems()
+        raise ShardError(f"{folder} fails verification, {refused}: {problems[0]}"
+                         + (f" (and {len(problems) - 1} more: blurgen shards verify {folder})"
+                            if len(problems) > 1 else ""))
+    return report
+
+
 def shard_is_complete(folder: str | Path, filename: str) -> bool:
     """True when the shard exists and verifies, so a farm task may skip producing it.
 
