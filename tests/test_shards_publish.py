@@ -346,6 +346,13 @@ def test_bad_inputs_are_one_line_errors_and_leave_nothing(inputs, tmp_path):
                                prefix="other", objects_manifest=None, tasks={"distractor": 0}, num_tasks=1,
                                dropped={})
     _one_line_error(_run(retrieval, str(overlapping), "--out", str(out), "--license", "MIT"), "object 'o3'")
+    gathered = rf.write_job(tmp_path / "gathered", rf.distractor_plan(), prefix="g", objects_manifest=None,
+                            tasks={"distractor": 0}, num_tasks=1, dropped={}, spp=16)
+    rf.write_job(tmp_path / "other-job", [dict(r, split="extra", i=r["i"] + 100) for r in rf.distractor_plan()],
+                 prefix="g", objects_manifest=None, tasks={"extra": 0}, num_tasks=1, dropped={}, spp=8)
+    shutil.copy(tmp_path / "other-job" / "extra-00000-of-00001.h5", gathered)
+    assert CliRunner().invoke(main, ["shards", "index", str(gathered)]).exit_code == 0
+    _one_line_error(_run(str(gathered), "--out", str(out), "--license", "MIT"), "more than one job")
     assert not out.exists()
     out.mkdir()
     (out / "keep.txt").write_text("mine")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from blurgen.errors import BlurgenError
 from blurgen.resources import assets_manifest_dir
 from blurgen.shards.generators import generator_info, stats_tables
 from blurgen.shards.layout import open_shard, root_attrs
@@ -69,6 +70,9 @@ def read_set(name: str, folder: str | Path) -> SetRecord:
         path = folder / entry["file"]
         with open_shard(str(path)) as f:
             attrs.append(root_attrs(str(path), f))
+    if len({a.get("config") for a in attrs}) > 1:  # e.g. two jobs' shards gathered by hand and indexed
+        raise BlurgenError(f"{folder} holds the shards of more than one job (their stored configs differ): "
+                           "publish each job's folder as its own set")
     config = json.loads(attrs[0].get("config") or "{}")
     schema = attrs[0]["schema"]
     subset_path = folder / SUBSET_RECORD
