@@ -40,18 +40,25 @@ def _fcurves(obj) -> list:
 
 
 def animate(rig: Rig, pose: dict) -> None:
-    """Key the pivot at every instant (LINEAR) and set the base rotation, scale and location."""
+    """Key the pivot at every instant (LINEAR), set the base rotation and scale, centre the meshes.
+
+    ``N = S(1/diagonal) · T(-centre)`` is split: the centre becomes the meshes' origin
+    (:meth:`Rig.move_origin`), the base scales by ``scale / diagonal`` and stays on the pivot.
+    A base moved by ``-k·R·centre`` instead would put the meshes' origin off the point they turn
+    about, and Cycles, which interpolates the translation linearly between motion steps, would
+    move them along chords of its arc (pixels off the poses for an origin far from the mesh).
+    """
     # normalised here, in mathutils' single precision: the numbers Blender's properties hold
     quat = mathutils.Quaternion(pose["base_quat"]).normalized()
     rig.base.rotation_quaternion = quat
+    rig.base.location = (0.0, 0.0, 0.0)
     if pose["normalise"] is None:  # normalised already: exactly the transform of old
+        rig.move_origin((0.0, 0.0, 0.0))
         rig.base.scale = (pose["scale"],) * 3
-        rig.base.location = (0.0, 0.0, 0.0)
-    else:  # base = R(quat) · S(scale / diagonal) · T(-centre): centred, unit diagonal, then scaled
+    else:  # base = R(quat) · S(scale / diagonal), meshes' origin at the centre
         centre, diagonal = pose["normalise"]
-        k = pose["scale"] / diagonal
-        rig.base.scale = (k,) * 3
-        rig.base.location = -k * (quat @ mathutils.Vector(centre))
+        rig.move_origin(centre)
+        rig.base.scale = (pose["scale"] / diagonal,) * 3
     pivot = rig.pivot
     pivot.animation_data_clear()
     ax, ay, az = mathutils.Vector(pose["axis"]).normalized()
@@ -132,11 +139,12 @@ class Renderer:
             layer.material_override = None
         return rgba[..., 3] >= 0.5
 
-    def coordinates(self, folder: str, seed: int, instant: int) -> tuple[np.ndarray, np.ndarray]:
-        """(H, W, 3) float32 object coordinates of the surface at each pixel centre, (H, W) hits.
+    def coordinates(self, folder: str, seed: int, instant: int, rig: Rig) -> tuple[np.ndarray, np.ndarray]:
+        """(H, W, 3) float32 file coordinates of the surface at each pixel centre, (H, W) hits.
 
         One sample per pixel through its centre (filter width COORD_FILTER_WIDTH), no bounces,
         no denoiser, every surface emitting its own object coordinates: see the module doc.
+        Those are the coordinates of ``rig``'s meshes, whose origin is ``rig.origin`` of the file.
         """
         layer, cyc = bpy.context.view_layer, self.scene.cycles
         if self.coords_material is None:
@@ -157,7 +165,9 @@ class Renderer:
         # alpha is exactly 1 where the single sample hits an (opaque) surface; the division
         # only guards the contract against a partial alpha.
         coords = np.where(hits[..., None], rgba[..., :3] / np.maximum(rgba[..., 3:], 1e-12), 0.0)
-        return coords.astype(np.float32), hits
+        coords = coords.astype(np.float32)
+        coords[hits] = rig.to_file(coords[hits])
+        return coords, hits
 
 
 def _coordinate_material():

@@ -8,7 +8,9 @@ coordinates are its scene's coordinates as stored. A PLY's per-vertex colours (o
 ``comment TextureFile`` names) become its material. The meshes are checked for the defects that
 would render wrong (no faces, a missing material library, a texture that does not load: Cycles
 would render it magenta) and hung below two empties: pivot (the trajectory's motion) -> base
-(base rotation, scale, the normalisation) -> meshes. Runs inside Blender.
+(base rotation, scale, the normalisation's scale) -> meshes. The normalisation's centre is the
+meshes' origin instead (:meth:`Rig.move_origin`): their vertices are moved by -centre, and
+everything the rig hands back in file coordinates has the centre added back. Runs inside Blender.
 """
 
 from __future__ import annotations
@@ -28,20 +30,44 @@ MESH_FORMATS = (".obj", ".gltf", ".glb", ".ply")
 
 
 class Rig:
-    """One imported mesh: pivot empty (motion) -> base empty (base rotation, scale) -> meshes."""
+    """One imported mesh: pivot empty (motion) -> base empty (base rotation, scale) -> meshes.
+
+    ``origin``: the point of the file's coordinates that is the meshes' origin (their vertices
+    hold file coordinates minus ``origin``); (0, 0, 0) as imported, see :meth:`move_origin`.
+    """
 
     def __init__(self, pivot, base, meshes):
         self.pivot, self.base, self.meshes = pivot, base, meshes
+        self.origin = (0.0, 0.0, 0.0)
 
     def show(self, visible: bool) -> None:
         for obj in self.meshes:
             obj.hide_render = not visible
 
+    def move_origin(self, centre) -> None:
+        """Make ``centre`` (file coordinates) the meshes' origin: every vertex moves by -centre.
+
+        Why: Cycles stores an object's motion as its decomposed transform at the motion steps
+        and interpolates the translation linearly between them, which is exact only when the
+        object's origin is the point it turns about (the pivot, the box centre). An origin far
+        from it moves on an arc, which Cycles cuts into chords, and the whole mesh with it:
+        pixels off the poses. Nothing moves for a centre that is the origin already (a
+        normalised mesh stays the same bit for bit).
+        """
+        # the vector mathutils holds (single precision) is the one the vertices are moved by
+        centre = tuple(mathutils.Vector(centre))
+        if centre == self.origin:
+            return
+        shift = mathutils.Matrix.Translation(mathutils.Vector(self.origin) - mathutils.Vector(centre))
+        for mesh in {obj.data for obj in self.meshes}:  # a mesh shared by several objects moves once
+            mesh.transform(shift)
+        self.origin = centre
+
     def triangles(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, 3) float32 vertices in the file's coordinates and (F, 3) int32 triangles of all meshes.
 
         The meshes' own transforms are identity (the module doc), so their vertex coordinates
-        are the file's; the parent rasterises these for the labels' exact coverage.
+        plus ``origin`` are the file's; the parent rasterises these for the labels' exact coverage.
         """
         vertices, faces, offset = [], [], 0
         for obj in self.meshes:
@@ -54,8 +80,14 @@ class Rig:
             vertices.append(co.reshape(-1, 3))
             faces.append(tri.reshape(-1, 3) + offset)
             offset += len(mesh.vertices)
-        return (np.concatenate(vertices) if vertices else np.zeros((0, 3), np.float32),
+        return (self.to_file(np.concatenate(vertices)) if vertices else np.zeros((0, 3), np.float32),
                 np.concatenate(faces) if faces else np.zeros((0, 3), np.int32))
+
+    def to_file(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) float32 points in the meshes' coordinates -> the file's (origin added back)."""
+        if not any(self.origin):  # untouched, so that normalised meshes stay the same bit for bit
+            return points
+        return (points.astype(np.float64) + np.asarray(self.origin)).astype(np.float32)
 
 
 def _referenced_mtl_files(obj_path: str) -> list[str]:

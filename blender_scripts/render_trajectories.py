@@ -36,21 +36,27 @@ Conventions (the parent's projection code relies on every one of them):
   ``forward_axis='Y', up_axis='Z'`` (Blender's own axes, so no axis conversion happens),
   ``global_scale=1`` (OBJ: ``clamp_size=0``); a glTF's node transforms and the importer's
   +Y-up to +Z-up turn are folded back into the vertices, so its coordinates are its scene's as
-  stored. Each imported mesh object's own transform is identity.
+  stored. Each imported mesh object's own transform is identity. Inside Blender the vertices
+  are then moved by ``-center`` (the item's ``normalise``; see the pose below), and every output
+  in object coordinates (``coords``, ``mesh_vertices``) has ``center`` added back: the file's.
 * Pose at instant t (fractional allowed), positions and angles linear in t between instants:
   ``world_from_object = T(position(t)) @ Rot(axis, angle(t)) @ R(base_quat) @ S(scale) @ N``,
   Rot right-handed (counter-clockwise looking down the axis towards the origin), and
   ``N = S(1/diagonal) @ T(-center)`` from the item's ``normalise`` (the identity without it):
   the mesh centred on its bounding box with a unit diagonal, so ``scale`` is its size.
   Built as a hierarchy: pivot empty (location + AXIS_ANGLE rotation, keyframed at every
-  instant with LINEAR interpolation) -> base empty (base_quat, scale / diagonal, and the
-  location ``-scale / diagonal * R(base_quat) @ center``) -> mesh (identity).
+  instant with LINEAR interpolation) -> base empty (base_quat and scale / diagonal, at the
+  pivot) -> mesh (identity; its vertices moved by ``-center``, so its origin is the box centre).
 * Instant t is frame ``FRAME0 + t``. Render j of the sub-intervals has motion blur over exactly
   [instant j, instant j+1] (shutter 1 frame, position START at frame FRAME0 + j). Cycles
   decomposes the object transform at its motion steps into translation (lerped), rotation
   (slerped on the CPU) and scale, which is exact for this motion as long as one step turns by
-  less than pi; the mesh gets enough motion steps that one step turns by at most pi/8 (GPU
-  kernels nlerp instead of slerp; that small a step keeps their error negligible).
+  less than pi and the object's origin is the point it turns about: the pivot, which is why
+  the centre is taken out of the vertices and not put on the base (an origin k·|center| from
+  the pivot would follow chords of its arc, k·|center|·(1 - cos(step angle / 2)) off: pixels
+  for a mesh whose origin lies tens of sizes away). The mesh gets enough motion steps that one
+  step turns by at most pi/8 (GPU kernels nlerp instead of slerp; that small a step keeps
+  their error negligible).
 * Render seeds: ``(seed + index) % 2**31`` with index 0..22 the sub-intervals, 23 the sharp
   render, 24..47 the silhouettes (instant = index - 24), 48 + w the w-th window, 2**20 + t the
   coordinate render at instant t. These numbers, the instants, the protocol words and the error
@@ -92,7 +98,7 @@ images are linear scene-referred, premultiplied RGBA, rows top to bottom:
 * ``cycles_seconds`` float64 scalar: wall time spent inside Cycles' render calls for this item
 * ``windows`` float32 (n, H, W, 4) and ``window_spans`` int32 (n, 2) = [start, count]: direct
   motion-blurred renders over [start, start + count] (only when windows are asked for)
-* ``coords`` float32 (m, H, W, 3): object coordinates (the OBJ file's) of the surface seen at
+* ``coords`` float32 (m, H, W, 3): object coordinates (the mesh file's) of the surface seen at
   each pixel centre, 0 where no surface is; ``coord_hits`` bool (m, H, W): a surface is seen
   there; ``coord_instants`` int32 (m,): the instants (``coords``: false (the default), true for
   all 24, or a list)
@@ -171,7 +177,8 @@ def render_item(renderer: Renderer, rig: Rig, pose: dict, out: str) -> None:
                 for w, (s, c) in enumerate(pose["windows"])])
             arrays["window_spans"] = np.array(pose["windows"], dtype=np.int32)
         if pose["coords"]:
-            coords, hits = zip(*(renderer.coordinates(tmp, seed + COORD_INDEX0 + t, t) for t in pose["coords"]))
+            coords, hits = zip(*(renderer.coordinates(tmp, seed + COORD_INDEX0 + t, t, rig)
+                                 for t in pose["coords"]))
             arrays["coords"], arrays["coord_hits"] = np.stack(coords), np.stack(hits)
             arrays["coord_instants"] = np.array(pose["coords"], dtype=np.int32)
         if pose["mesh"]:  # the triangles the parent rasterises for the labels' exact coverage

@@ -6,12 +6,18 @@ and an ASCII one with a TextureFile), are rendered
 with a fixed size, depth and no motion. The oracle is the pinhole projection of a sphere: the
 object's area in pixels and its centre follow from ``trajectory.object_size`` and
 ``trajectory.depth`` alone. Unnormalised, the small ones would vanish and the large ones fill
-the frame.
+the frame. Each check runs on the labels' exact coverage (computed by the parent from the
+triangles and the poses) and on Blender's own alpha (``labels.coverage: render``), so a wrong
+transform inside Blender shows too. (Moving far-off meshes: tests/test_render_mesh_motion.py.)
 """
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +27,7 @@ from blurgen.assets.config import DemoAssetsConfig
 from blurgen.assets.demo import make_demo_assets
 from blurgen.assets.mesh_scan import MeshScan, scan_meshes
 from blurgen.config import resolve_config
+from blurgen.render.blender import script_path
 from blurgen.render.config import RenderConfig
 from blurgen.render.pipeline import render_dataset
 from blurgen.shards import ShardDataset
@@ -58,23 +65,33 @@ def mesh_folder(root: Path) -> dict[str, tuple[float, tuple[float, float, float]
     return made
 
 
-@pytest.fixture(scope="module")
-def rendered(tmp_path_factory) -> tuple[list[dict], dict, MeshScan]:
-    """The samples of one render of every sphere, the spheres made, and their scan."""
-    root = tmp_path_factory.mktemp("meshes")
-    made = mesh_folder(root / "meshes")
+def meshes_config(root: Path, *overrides: str, backgrounds: int = 1) -> tuple[RenderConfig, MeshScan]:
+    """A W x H render config over the meshes below ``root / "meshes"`` (scanned here), with tiny
+    demo backgrounds and every object in the train split; ``overrides`` come last."""
     scan = scan_meshes(root / "meshes")
     scan.manifest.save(root / "meshes.json")
     demo = make_demo_assets(root / "demo", DemoAssetsConfig(categories=1, objects_per_category=1, texture_size=16,
-                                                            backgrounds=2, background_width=160,
+                                                            backgrounds=backgrounds, background_width=160,
                                                             background_height=120, preview=False))
-    config = resolve_config(RenderConfig, "render", preset="demo", overrides=[
+    return resolve_config(RenderConfig, "render", preset="demo", overrides=[
         f"assets.objects={root / 'meshes.json'}", f"assets.backgrounds={demo.backgrounds}",
-        "assets.objects_per_category=3", "trajectory.per_object=1", f"camera.width={W}", f"camera.height={H}",
-        f"trajectory.depth=[{DEPTH}, {DEPTH}]", f"trajectory.object_size=[{SIZE}, {SIZE}]",
-        "trajectory.translation=[0, 0]", "trajectory.rotation_deg=[0, 0]", "trajectory.margin=0.45",
-        "images.max_window=1", "images.flow=true", "cycles.samples=16", "split.train=1.0", "split.val=0",
-        "output.preview=false"])
+        "trajectory.per_object=1", f"camera.width={W}", f"camera.height={H}", "split.train=1.0", "split.val=0",
+        "output.preview=false", *overrides]), scan
+
+
+@pytest.fixture(scope="module", params=["exact", "render"])
+def rendered(request, tmp_path_factory) -> tuple[list[dict], dict, MeshScan]:
+    """The samples of one render of every sphere, the spheres made, and their scan.
+
+    Their alpha is the exact coverage, or Blender's own (64 spp: little noise on the outline).
+    """
+    root = tmp_path_factory.mktemp("meshes")
+    made = mesh_folder(root / "meshes")
+    config, scan = meshes_config(
+        root, "assets.objects_per_category=3", f"trajectory.depth=[{DEPTH}, {DEPTH}]",
+        f"trajectory.object_size=[{SIZE}, {SIZE}]", "trajectory.translation=[0, 0]", "trajectory.rotation_deg=[0, 0]",
+        "trajectory.margin=0.45", "images.max_window=1", "images.flow=true", "cycles.samples=64",
+        f"labels.coverage={request.param}", backgrounds=2)
     out = root / "out"
     summary = render_dataset(config, out, progress=False)
     assert summary.count("skipped_items") == {}, summary.describe()
@@ -147,15 +164,8 @@ def test_objects_cut_by_the_frame_are_labelled_and_counted_in_the_stats(tmp_path
     # one sphere 4 m across at 2.5 m: its outline (radius ~45 px) overflows the 72 px high frame
     v, uv, tris = sphere(0.5)
     write_obj(tmp_path / "meshes" / "big" / "ball.obj", v, uv, tris)
-    scan_meshes(tmp_path / "meshes").manifest.save(tmp_path / "meshes.json")
-    demo = make_demo_assets(tmp_path / "demo", DemoAssetsConfig(categories=1, objects_per_category=1,
-                                                                texture_size=16, backgrounds=1, preview=False,
-                                                                background_width=160, background_height=120))
-    config = resolve_config(RenderConfig, "render", preset="demo", overrides=[
-        f"assets.objects={tmp_path / 'meshes.json'}", f"assets.backgrounds={demo.backgrounds}",
-        "trajectory.per_object=1", f"camera.width={W}", f"camera.height={H}", "trajectory.object_size=[4, 4]",
-        f"trajectory.depth=[{DEPTH}, {DEPTH}]", "trajectory.translation=[0, 0]", "images.max_window=2",
-        "cycles.samples=2", "split.train=1.0", "split.val=0", "output.preview=false"])
+    config, _ = meshes_config(tmp_path, "trajectory.object_size=[4, 4]", f"trajectory.depth=[{DEPTH}, {DEPTH}]",
+                              "trajectory.translation=[0, 0]", "images.max_window=2", "cycles.samples=2")
     summary = render_dataset(config, tmp_path / "out", progress=False)
     data = ShardDataset(tmp_path / "out")
     truncated = [bool(data[i]["truncated"]) for i in range(len(data))]
@@ -167,15 +177,34 @@ def test_objects_cut_by_the_frame_are_labelled_and_counted_in_the_stats(tmp_path
     assert "images cut by the frame (kept, by split): train 3" in summary.describe()
 
 
+def import_in_blender(tmp_path: Path, mesh: Path, body: str):
+    """Import ``mesh`` into a rig (mesh_import.MeshCache, in a bpy subprocess), run ``body`` on
+    ``rig`` and return what it left in ``out`` (JSON)."""
+    result = tmp_path / "rig.json"
+    code = "\n".join([
+        "import json, sys, numpy as np, bpy",
+        f"sys.path.insert(0, {str(script_path().parent)!r})",
+        "import mesh_import",
+        "bpy.ops.wm.read_factory_settings(use_empty=True)",
+        f"rig = mesh_import.MeshCache(bpy.context.scene).get({str(mesh)!r})",
+        "bpy.context.view_layer.update()",
+        textwrap.dedent(body),
+        f"json.dump(out, open({str(result)!r}, 'w'))"])
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.is_file(), run.stderr[-2000:]
+    return json.loads(result.read_text())
+
+
+def same_points(a: np.ndarray, b: np.ndarray, tolerance: float = 1e-4) -> bool:
+    """Every point of ``a`` has one of ``b`` within ``tolerance`` and vice versa (importers may
+    drop unused vertices or reorder them)."""
+    gap = np.linalg.norm(np.asarray(a)[:, None, :] - np.asarray(b)[None, :, :], axis=2)
+    return gap.min(axis=1).max() < tolerance and gap.min(axis=0).max() < tolerance
+
+
 def test_gltf_node_trees_are_folded_into_the_vertices_in_the_files_coordinates(tmp_path):
     # one sphere mesh used by two nodes: a child (turned and scaled) of a moved parent, and a
     # mirror image elsewhere. Oracle: the node transforms applied by hand to the written points.
-    import json
-    import subprocess
-    import sys
-
-    from blurgen.render.blender import script_path
-
     v, uv, tris = sphere(0.5, (0.2, 0.1, -0.3))
     path = write_gltf(tmp_path / "two.gltf", v, uv, tris)
     gltf = json.loads(path.read_text())
@@ -188,35 +217,50 @@ def test_gltf_node_trees_are_folded_into_the_vertices_in_the_files_coordinates(t
     turned = 2.0 * (v @ np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]).T) + [5.0, 0.0, 0.0]
     mirrored = v * [-1.0, 1.0, 1.0] + [-5.0, 1.0, 0.0]
 
-    result = tmp_path / "rig.json"
-    code = f"""
-import json, sys, numpy as np, bpy
-sys.path.insert(0, {str(script_path().parent)!r})
-import mesh_import
-bpy.ops.wm.read_factory_settings(use_empty=True)
-rig = mesh_import.MeshCache(bpy.context.scene).get({str(path)!r})
-bpy.context.view_layer.update()
-out = []
-for o in rig.meshes:
-    me = o.data
-    co = np.empty(len(me.vertices) * 3, np.float32); me.vertices.foreach_get("co", co)
-    w = np.array(o.matrix_world)
-    points = co.reshape(-1, 3) @ w[:3, :3].T + w[:3, 3]
-    normals = np.empty(len(me.polygons) * 3, np.float32); me.polygons.foreach_get("normal", normals)
-    centres = np.empty(len(me.polygons) * 3, np.float32); me.polygons.foreach_get("center", centres)
-    outward = ((centres.reshape(-1, 3) - co.reshape(-1, 3).mean(axis=0)) * normals.reshape(-1, 3)).sum(axis=1)
-    out.append({{"points": points.tolist(), "users": me.users, "inward_faces": int((outward <= 0).sum())}})
-json.dump(out, open({str(result)!r}, "w"))
-"""
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
-    assert result.is_file(), run.stderr[-2000:]
-    meshes = json.loads(result.read_text())
+    meshes = import_in_blender(tmp_path, path, """
+        out = []
+        for o in rig.meshes:
+            me = o.data
+            co = np.empty(len(me.vertices) * 3, np.float32); me.vertices.foreach_get("co", co)
+            w = np.array(o.matrix_world)
+            points = co.reshape(-1, 3) @ w[:3, :3].T + w[:3, 3]
+            normals = np.empty(len(me.polygons) * 3, np.float32); me.polygons.foreach_get("normal", normals)
+            centres = np.empty(len(me.polygons) * 3, np.float32); me.polygons.foreach_get("center", centres)
+            outward = ((centres.reshape(-1, 3) - co.reshape(-1, 3).mean(axis=0)) * normals.reshape(-1, 3)).sum(axis=1)
+            out.append({"points": points.tolist(), "users": me.users, "inward_faces": int((outward <= 0).sum())})
+        """)
     assert len(meshes) == 2 and all(m["users"] == 1 for m in meshes)  # each instance its own copy
     assert [m["inward_faces"] for m in meshes] == [0, 0]  # the mirrored copy's faces still face out
 
-    def same_points(a: np.ndarray, b: np.ndarray) -> bool:
-        gap = np.linalg.norm(a[:, None, :] - b[None, :, :], axis=2)
-        return gap.min(axis=1).max() < 1e-4 and gap.min(axis=0).max() < 1e-4
-
     got = [np.array(m["points"]) for m in meshes]
     assert any(same_points(g, turned) for g in got) and any(same_points(g, mirrored) for g in got)
+
+
+def test_a_mesh_shared_by_two_objects_is_centred_once_and_handed_back_in_the_files_coordinates(tmp_path):
+    # a second object of the rig uses the first one's mesh (as a glTF mesh used by several nodes
+    # may). Centring must move the shared vertices by -centre once, not once per object, and the
+    # triangles the exact coverage rasterises must still be the written points (file coordinates).
+    centre = (30.0, -20.0, 10.0)
+    v, uv, tris = sphere(0.5, centre)
+    path = write_obj(tmp_path / "ball.obj", v, uv, tris)
+    got = import_in_blender(tmp_path, path, f"""
+        twin = bpy.data.objects.new("twin", rig.meshes[0].data)
+        bpy.context.scene.collection.objects.link(twin)
+        twin.parent = rig.base
+        rig.meshes.append(twin)
+        rig.move_origin({centre!r})
+        vertices, faces = rig.triangles()
+        own = []
+        for o in rig.meshes:
+            co = np.empty(len(o.data.vertices) * 3, np.float32); o.data.vertices.foreach_get("co", co)
+            own.append(co.reshape(-1, 3).tolist())
+        out = {{"users": [o.data.users for o in rig.meshes], "own": own, "triangles": vertices.tolist(),
+               "dtype": str(vertices.dtype)}}
+        """)
+    assert got["users"] == [2, 2]  # the case under test: one mesh, two objects
+    for own in got["own"]:  # the mesh's own coordinates: centred on its box
+        assert same_points(own, v - centre, 1e-5)
+    # each object's vertices, in the file's coordinates (float32 at 30 m: within 4e-6)
+    triangles = np.array(got["triangles"])
+    assert got["dtype"] == "float32" and len(triangles) == 2 * len(got["own"][0])
+    assert same_points(triangles, v, 1e-5)
