@@ -151,8 +151,10 @@ def filter_reason(alpha: np.ndarray, sil_first: np.ndarray | None, sil_last: np.
     "small": coverage(alpha) < min_coverage. "appearance_change": the silhouettes at the window's
     first and last instants have aligned IoU < min_iou. Pass None for both silhouettes (the sharp
     image) to apply only the coverage rule. "truncated" (only with ``drop_truncated``): the
-    coverage touches the image border; checked last, so the paper's filters count the same
-    images whether or not it is on.
+    coverage touches the image border; checked last here, after the paper's two filters, so
+    "small" and "appearance_change" count the same images whether or not it is on. Checks made
+    after this one (``samples.judge_image``: "no_support", "above_max_level") do see fewer
+    images with it on.
     """
     if (sil_first is None) != (sil_last is None):
         raise ValueError("pass both silhouettes or neither")

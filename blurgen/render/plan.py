@@ -55,6 +55,7 @@ class Plan:
     background_ids: tuple[str, ...]           # the backgrounds this mode may use, sorted
     skipped_objects: dict[str, int]           # reason -> count (broken, untextured, ...)
     categories: tuple[str, ...]
+    normalisations: dict[str, Normalisation]  # object id -> its file-to-unit-object map, per chosen object
 
     def task_items(self, task_index: int, num_tasks: int) -> tuple[WorkItem, ...]:
         """Task ``task_index`` of ``num_tasks`` takes a contiguous block of items.
@@ -70,12 +71,14 @@ def make_plan(config: RenderConfig, objects: AssetManifest, backgrounds: AssetMa
     usable, skipped = usable_objects(objects, config.assets.require_textured)
     categories = select_categories(usable, objects, config.assets.categories, config.assets.top_categories)
     items: list[WorkItem] = []
+    normalisations: dict[str, Normalisation] = {}
     next_id = DISTRACTOR_ID_OFFSET if config.mode == "distractor" else 0
     for category in categories:
         chosen = choose_objects(config.seed, category, usable[category], config.assets.skip_objects,
                                 config.assets.objects_per_category)
         for object_id, split in zip(chosen, split_names(len(chosen), config)):
-            Normalisation.of_asset(object_id, objects.get(object_id)["metadata"])  # no bounds: fail now
+            # read once, here: an object without bounds fails before anything renders
+            normalisations[object_id] = Normalisation.of_asset(object_id, objects.get(object_id)["metadata"])
             for t in range(config.trajectory.per_object):
                 role = "" if split != "test" else ("query" if t < config.split.queries_per_object else "database")
                 items.append(WorkItem(next_id, object_id, category, split, role, t))
@@ -85,7 +88,7 @@ def make_plan(config: RenderConfig, objects: AssetManifest, backgrounds: AssetMa
                            "and the object manifest (blurgen assets scan-shapenet reports what is usable)")
     background_ids = select_backgrounds(backgrounds, config)
     return Plan(tuple(items), objects, backgrounds, background_ids, dict(sorted(skipped.items())),
-                tuple(categories))
+                tuple(categories), normalisations)
 
 
 def usable_objects(objects: AssetManifest, require_textured: bool) -> tuple[dict[str, list[str]], Counter]:

@@ -1,8 +1,9 @@
 """Preparing a work item before Blender renders it: its random draws and its background crop.
 
 Each item draws from its own streams (``item_rng(seed, item_id, stream)``): the 6D trajectory,
-the background and its crop, the Cycles seed; its object's normalisation comes from the manifest. Nothing here depends on Blender's output, so the
-item's background is read (and an unreadable one skipped) before any rendering is spent on it.
+the background and its crop, the Cycles seed; its object's normalisation is the plan's (read
+from the manifest once). Nothing here depends on Blender's output, so the item's background is
+read (and an unreadable one skipped) before any rendering is spent on it.
 Data flow: plan -> prepare -> blender -> samples.
 """
 
@@ -69,5 +70,5 @@ def prepare_item(config: RenderConfig, plan: Plan, item: WorkItem) -> PreparedIt
         raise SkipItem("unreadable background", str(exc)) from None
     crop = crop_background(source, config.camera.width, config.camera.height, bg_rng)
     seed = int(item_rng(config.seed, item.item_id, STREAM_CYCLES).integers(0, ITEM_SEED_BOUND))
-    normalisation = Normalisation.of_asset(item.object_id, plan.objects.get(item.object_id)["metadata"])
-    return PreparedItem(item, trajectory, background_id, srgb_to_linear(crop), seed, normalisation)
+    return PreparedItem(item, trajectory, background_id, srgb_to_linear(crop), seed,
+                        plan.normalisations[item.object_id])
