@@ -63,6 +63,18 @@ def stages(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory) -> Path:
+    """A composite folder made apart from the training data (other photos): train split only."""
+    folder = tmp_path_factory.mktemp("heldout") / "mixed"
+    config = resolve_config(CompositeConfig, COMPOSITE_KIND, preset="demo", overrides=[
+        "seed=9", "sources.procedural_count=5", "sources.procedural_size=[160, 120]", "samples.per_source=3",
+        "samples.width=32", "samples.height=32", "samples.min_instance_px=16", "samples.val_fraction=0",
+        "blur.stage=mixed", "output.preview=false"])
+    composite_dataset(config, folder, progress=False)
+    return folder
+
+
 TINY = ["model.decoder_channels=[8, 8, 8, 8, 8]", "model.aux_stages=2", "train.batch_size=4", "train.workers=0",
         "train.log_every=1", "augment.scale=[0.75, 1.25]", "eval.batch_size=16"]
 
@@ -168,13 +180,15 @@ def _levels(path: Path) -> np.ndarray:
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
 
 
-def test_evaluation_report_rescored_from_its_saved_maps(stages, trained, tmp_path):
+def test_evaluation_report_rescored_from_its_saved_maps(stages, heldout, trained, tmp_path):
     out = tmp_path / "report"
-    result = CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), "--data",
-                                       str(stages / "mixed"), "--out", str(out), "--device", "cpu"])
+    held_out = ["--data", str(heldout), "--split", "train"]  # a folder the run never saw: its only split
+    result = CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), *held_out, "--out", str(out),
+                                       "--device", "cpu"])
     assert result.exit_code == 0, result.output
     report = json.loads((out / "report.json").read_text())
-    samples = ShardDataset(stages / "mixed", fields=("blur_mask", "sample_id", "blurred"))
+    assert report["inputs"]["split"] == "train" and report["scores_training_data"] is False
+    samples = ShardDataset(heldout, fields=("blur_mask", "sample_id", "blurred"))
     assert report["images"] == len(samples) + int(np.sum([s["blurred"] for s in samples]))  # + sharp references
     with h5py.File(out / "predictions.h5") as f:
         ids = f["images/sample_id"].asstr()[...].tolist()
@@ -203,17 +217,45 @@ def test_evaluation_report_rescored_from_its_saved_maps(stages, trained, tmp_pat
     text = (out / "report.md").read_text()
     assert "| Mean IoU (%) |" in text and "| Specificity (%) |" in text
     assert cv2.imread(str(out / "sheet.png")) is not None
-    again = CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), "--data",
-                                      str(stages / "mixed"), "--out", str(tmp_path / "again"), "--device", "cpu"])
+    again = CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), *held_out,
+                                      "--out", str(tmp_path / "again"), "--device", "cpu"])
     assert again.exit_code == 0
     assert json.loads((tmp_path / "again" / "report.json").read_text())["pixel"] == pixel  # same numbers
     # --val: thresholds searched again on the same validation split the run validated on: the same ones
-    val = CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), "--data", str(stages / "mixed"),
+    val = CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), *held_out,
                                     "--val", str(stages), "--out", str(tmp_path / "val"), "--device", "cpu"])
     assert val.exit_code == 0, val.output
     searched = json.loads((tmp_path / "val" / "report.json").read_text())["thresholds"]
     assert searched["source"].startswith("grid search on the 'val' split of")
     assert (searched["pixel"], searched["image"]) == (report["thresholds"]["pixel"], report["thresholds"]["image"])
+
+
+def test_evaluation_refuses_the_thresholds_shards_and_flags_the_training_shards(stages, trained, tmp_path):
+    def files(split: str) -> list[str]:  # in curriculum order (one shard per stage folder)
+        return [str((stages / stage / f"{split}-00000-of-00001.h5").resolve())
+                for stage in ("stabilization", "mixed", "advanced")]
+
+    sources = load_checkpoint(trained / "checkpoints" / "final.pt", "blur-seg")["sources"]
+    assert sources == {"train": {"folder": str(stages.resolve()), "split": "train", "files": files("train")},
+                       "validation": {"folder": str(stages.resolve()), "split": "val", "files": files("val")}}
+
+    def run(name: str, *args: str):
+        return CliRunner().invoke(main, ["evaluate", "blur-seg", "--run", str(trained), "--out", str(tmp_path / name),
+                                         "--device", "cpu", *args])
+
+    chosen = "are the ones the thresholds were chosen on"
+    for name, args, message in (
+            ("all", ["--data", str(stages)], "has no 'test' split (splits there: train, val): name the held-out"),
+            ("val", ["--data", str(stages), "--split", "val"], chosen),               # the run's validation shards
+            ("stage", ["--data", str(stages / "mixed"), "--split", "val"], chosen),   # one stage folder's of them
+            ("again", ["--data", str(stages / "mixed"), "--split", "val", "--val", str(stages)], chosen)):  # --val's
+        refused = run(name, *args)
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+        assert len(refused.output.strip().splitlines()) == 1 and not (tmp_path / name).exists()
+    fit = run("fit", "--data", str(stages / "advanced"), "--split", "train")  # allowed, but said to be training data
+    assert fit.exit_code == 0, fit.output
+    assert json.loads((tmp_path / "fit" / "report.json").read_text())["scores_training_data"] is True
+    assert "warning: these shards are (part of) the run's training data" in (tmp_path / "fit" / "report.md").read_text()
 
 
 def _write(path: Path, image: np.ndarray) -> None:

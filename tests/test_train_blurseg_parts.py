@@ -6,23 +6,33 @@ model's heads and the user's encoder weights."""
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy.stats import mannwhitneyu
 
+from blurgen.composite.config import KIND as COMPOSITE_KIND
+from blurgen.composite.config import CompositeConfig
+from blurgen.composite.pipeline import composite_dataset
+from blurgen.config import resolve_config
 from blurgen.errors import BlurgenError
 from blurgen.rng import seeded_torch
-from blurgen.train.blurseg import rescale
-from blurgen.train.blurseg_config import CurriculumSection
-from blurgen.train.blurseg_data import epoch_items, stage_of_epoch
+from blurgen.train.blurseg import BlurSegTask, model_inputs, rescale
+from blurgen.train.blurseg_config import KIND, BlurSegConfig, CurriculumSection
+from blurgen.train.blurseg_data import composite_split_files, composite_split_names, epoch_items, stage_of_epoch
+from blurgen.train.blurseg_eval import refuse_threshold_shards, resolve_source
 from blurgen.train.blurseg_frequency import laplacian_variance
 from blurgen.train.blurseg_losses import (bce_loss, deep_supervision_loss, dice_loss, downsampled_target,
                                           focal_tversky_loss, mask_loss, masked_huber_loss, prevalence_loss)
 from blurgen.train.blurseg_metrics import (TOP, PixelCounts, best_image_threshold, best_pixel_threshold,
                                            image_metrics, image_score, pixel_metrics, quantise, roc_auc)
-from blurgen.train.blurseg_model import BlurSegNet, crop_to, pad_to_multiple
+from blurgen.train.blurseg_model import PADDING, BlurSegNet
+from blurgen.train.data import split_source, validation_files
+from blurgen.train.distributed import DistContext
+from blurgen.train.padding import crop_to, pad_to_multiple
 
 # -- losses against hand values ---------------------------------------------------------------------
 
@@ -80,6 +90,8 @@ def test_deep_supervision_downsamples_the_mask_as_coverage_and_averages_the_stag
                                 focal_tversky=0.0)
     assert float(got) == pytest.approx(math.log(2) + (dice_2 + dice_1) / 2, rel=1e-5)
     assert float(deep_supervision_loss([], mask)) == 0.0
+    with pytest.raises(ValueError, match="target 4x4 is not a whole multiple of the auxiliary map 3x3"):
+        downsampled_target(mask, (3, 3))  # cells that do not tile the mask: refused, never averaged anyhow
 
 
 # -- metrics on hand-made masks and scores -----------------------------------------------------------
@@ -203,16 +215,96 @@ def test_epoch_draw_takes_the_stage_and_earlier_ones_plus_sharp_references_of_bl
     assert np.array_equal(np.sort(np.concatenate(ranks)), np.sort(whole[:(len(whole) // 8) * 8]))
 
 
+# -- composite folders: the validation split, what evaluation scores --------------------------------
+
+def make_composite(folder: Path, stage: str, *, val_fraction: float = 0.5, seed: int = 0) -> Path:
+    """A tiny composite folder (2 procedural photos, one 16 x 16 sample each): with val_fraction 0.5
+    one photo's sample is train and the other's val; with 0 both are train."""
+    config = resolve_config(CompositeConfig, COMPOSITE_KIND, preset="demo", overrides=[
+        f"seed={seed}", "sources.procedural_count=2", "sources.procedural_size=[64, 64]", "samples.per_source=1",
+        "samples.width=16", "samples.height=16", "samples.min_instance_px=8", f"samples.val_fraction={val_fraction}",
+        f"blur.stage={stage}", "output.preview=false"])
+    composite_dataset(config, folder, progress=False)
+    return folder
+
+
+def validation(data: Path) -> list[str] | None:
+    """What blur-seg's run validates on without --val."""
+    return validation_files(data, None, "val", composite_split_files, composite_split_names)
+
+
+def test_no_val_split_in_any_stage_folder_means_no_validation(tmp_path):
+    for stage in ("stabilization", "mixed"):
+        make_composite(tmp_path / "stages" / stage, stage, val_fraction=0.0)
+    assert validation(tmp_path / "stages") is None
+    assert validation(make_composite(tmp_path / "flat", "advanced", val_fraction=0.0)) is None
+    made = make_composite(tmp_path / "both" / "mixed", "mixed")
+    assert [Path(f).name for f in validation(made.parent)] == ["val-00000-of-00001.h5"]
+
+
+def test_a_broken_val_shard_is_one_line_not_no_validation(tmp_path):
+    stages = tmp_path / "stages"
+    make_composite(stages / "stabilization", "stabilization")
+    other = make_composite(tmp_path / "other", "mixed", seed=1)
+    # a val shard of another stage in the stabilization folder (its train shards are right)
+    shutil.copyfile(other / "val-00000-of-00001.h5", stages / "stabilization" / "val-00000-of-00001.h5")
+    with pytest.raises(BlurgenError, match="stabilization holds samples of stage mixed, not only stabilization"):
+        validation(stages)
+    # a val shard that cannot be read, in one composite folder
+    (other / "val-00000-of-00001.h5").write_bytes(b"truncated")
+    with pytest.raises(BlurgenError, match="val-00000-of-00001.h5 is not a readable HDF5 file") as err:
+        validation(other)
+    assert "\n" not in str(err.value)
+
+
+def test_stage_folders_that_disagree_on_the_val_split_are_refused_in_one_line(tmp_path):
+    stages = tmp_path / "stages"
+    make_composite(stages / "stabilization", "stabilization")
+    make_composite(stages / "mixed", "mixed", val_fraction=0.0)
+    with pytest.raises(BlurgenError, match="stage folders stabilization have 'val' shards, mixed not") as err:
+        validation(stages)
+    assert "\n" not in str(err.value)
+
+
+def test_evaluation_scores_the_test_split_by_default_and_never_the_thresholds_own_shards(tmp_path):
+    folder = make_composite(tmp_path / "data", "advanced")
+    with pytest.raises(BlurgenError, match=r"has no 'test' split \(splits there: train, val\): name the held-out "
+                                           "split to score with --split NAME"):
+        resolve_source(data=folder)
+    val = resolve_source(data=folder, split="val")
+    assert val.inputs["split"] == "val" and [Path(f).name for f in val.files] == ["val-00000-of-00001.h5"]
+    held_out = tmp_path / "held_out"  # a folder with a test split (shards named so)
+    held_out.mkdir()
+    shutil.copyfile(folder / "train-00000-of-00001.h5", held_out / "test-00000-of-00001.h5")
+    default = resolve_source(data=held_out)
+    assert default.inputs["split"] == "test" and [Path(f).name for f in default.files] == ["test-00000-of-00001.h5"]
+    # thresholds chosen on the val split of stage folders: those shards, all or one stage folder's,
+    # are refused; their train shards and another folder's val shards are not
+    stages = tmp_path / "stages"
+    for k, stage in enumerate(("stabilization", "mixed")):
+        make_composite(stages / stage, stage, seed=k)
+    chosen_on = split_source(stages, "val", composite_split_files(stages, "val"))
+    for scored in (resolve_source(data=stages, split="val"), resolve_source(data=stages / "mixed", split="val")):
+        with pytest.raises(BlurgenError, match="are the ones the thresholds were chosen on") as err:
+            refuse_threshold_shards(scored, chosen_on)
+        assert "\n" not in str(err.value)
+    refuse_threshold_shards(resolve_source(data=stages / "mixed", split="train"), chosen_on)
+    refuse_threshold_shards(val, chosen_on)
+    refuse_threshold_shards(resolve_source(data=stages, split="val"), None)  # thresholds of unknown origin
+
+
 # -- padding, rescaling, frequency channel, model ----------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(2, 3, 37, 50), (1, 1, 5, 7), (1, 2, 64, 32)])
 def test_padding_to_the_encoder_multiple_and_cropping_back_round_trip(shape):
     x = torch.randn(shape)
-    padded, size = pad_to_multiple(x, 32)
-    assert padded.shape[-2] % 32 == 0 and padded.shape[-1] % 32 == 0 and size == shape[-2:]
-    assert torch.equal(crop_to(padded, size), x)
+    padded = pad_to_multiple(x, 32, mode=PADDING)
+    assert padded.shape[-2] % 32 == 0 and padded.shape[-1] % 32 == 0
+    assert torch.equal(crop_to(padded, shape[-2:]), x)
     if shape == (2, 3, 37, 50):  # mirrored: row 37 is row 35, column 50 is column 48
         assert torch.equal(padded[..., 37, :50], x[..., 35, :]) and torch.equal(padded[..., :37, 50], x[..., 48])
+    if shape == (1, 1, 5, 7):  # too small to mirror to 32: the edge repeated
+        assert torch.equal(padded[..., 31, :7], x[..., 4, :]) and torch.equal(padded[..., :5, 31], x[..., 6])
 
 
 def test_rescaling_keeps_labels_aligned_and_scales_the_intensity():
@@ -268,3 +360,35 @@ def test_user_encoder_weights_are_loaded_and_widened_to_the_frequency_channel(tm
         BlurSegNet("resnet18", decoder_channels=(8,) * 5, encoder_weights=tmp_path / "missing.pt")
     with pytest.raises(BlurgenError, match="not a segmentation_models_pytorch encoder"):
         BlurSegNet("no-such-encoder", decoder_channels=(8,) * 5)
+
+
+def test_the_loss_of_images_of_no_multiple_of_the_stride_pads_the_auxiliary_targets_like_the_input(tmp_path):
+    data = make_composite(tmp_path / "data", "advanced", val_fraction=0.0)  # two 16 x 16 samples; stride 32
+    config = resolve_config(BlurSegConfig, KIND, preset="demo", overrides=[
+        "model.decoder_channels=[8, 8, 8, 8, 8]", "model.aux_stages=2", "train.batch_size=2", "train.workers=0",
+        "train.epochs=1", "curriculum.mixed_from=0", "curriculum.advanced_from=0", "augment.hflip=0",
+        "augment.brightness=0", "augment.contrast=0", "augment.scale=[1, 1]", "loss.seg=0", "loss.reg=0",
+        "loss.prev=0", "loss.aux=1"])
+    task = BlurSegTask(config, data)
+    with seeded_torch(0):
+        model = task.build_model()
+    cpu = DistContext(torch.device("cpu"))
+    batch = next(task.batches(0, 0, cpu))
+    assert tuple(batch["image"].shape[1:3]) == (16, 16)
+    total, parts, images = task.loss(model, batch, cpu, torch.Generator())
+    # oracle: the network pads 16 -> 32 by repeating the edge (too small to mirror), so each aux
+    # target is the mask padded so in NumPy, averaged over the aux map's cells by reshaping
+    with torch.no_grad():
+        aux = model(model_inputs(batch["image"].permute(0, 3, 1, 2).float() / 255, config)).aux_logits
+    mask = np.pad(batch["blur_mask"].numpy().astype(np.float64), ((0, 0), (0, 16), (0, 16)), mode="edge")
+    expected = []
+    for logits in aux:
+        h, w = logits.shape[-2:]
+        target = mask.reshape(2, h, 32 // h, w, 32 // w).mean(axis=(2, 4))
+        expected.append(float(mask_loss(logits, torch.from_numpy(target).float().unsqueeze(1), bce=config.loss.bce,
+                                        dice=config.loss.dice, focal_tversky=config.loss.focal_tversky,
+                                        alpha=config.loss.tversky_alpha, beta=config.loss.tversky_beta,
+                                        gamma=config.loss.tversky_gamma, smooth=config.loss.smooth)))
+    assert [tuple(a.shape[-2:]) for a in aux] == [(8, 8), (16, 16)] and images == 2
+    assert parts["aux"] == pytest.approx(sum(expected) / 2, rel=1e-5)
+    assert float(total.detach()) == pytest.approx(parts["aux"])  # the only loss switched on

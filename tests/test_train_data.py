@@ -104,6 +104,24 @@ def test_validation_files_come_from_val_else_from_data_else_none(tmp_path: Path)
     assert [Path(p).parent for p in validation_files(data, None, "val")] == [data]
 
 
+def test_a_broken_validation_split_is_one_line_not_no_validation(tmp_path: Path):
+    data = tmp_path / "data"
+    write_shard(data, range(3), split="train")
+    write_shard(data, range(3, 5), split="val")
+    (data / "val-00000-of-00001.h5").write_bytes(b"not an HDF5 file")  # listed, there, but unreadable
+    with pytest.raises(BlurgenError, match="val-00000-of-00001.h5 is not a readable HDF5 file") as err:
+        validation_files(data, None, "val")
+    assert "\n" not in str(err.value)
+
+    def refusing(folder, split):  # a task's lister that refuses the split it finds (e.g. its schema)
+        raise BlurgenError(f"{folder}: not this task's shards")
+
+    write_shard(data, range(3, 5), split="val")  # readable again
+    with pytest.raises(BlurgenError, match="not this task's shards"):
+        validation_files(data, None, "val", refusing)
+    assert validation_files(data, None, "test", refusing) is None  # no test shard at all: no validation
+
+
 class Sequential(torch.utils.data.Sampler):
     def __init__(self, items: list) -> None:
         self.items = items

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -200,6 +201,12 @@ def test_the_report_is_rescorable_from_its_saved_flows(run, pairs, tmp_path):
     again = evaluate_flow(run / "checkpoints" / "final.pt", pairs, tmp_path / "again", device="cpu",
                           batch_size=5, progress=False)
     assert again.metrics == report.metrics  # same model, same data: the same numbers
+    assert payload["scores_training_data"] is False and "training data" not in (folder / "report.md").read_text()
+    # the run's own training shards can be scored, but the report says what they are
+    evaluate_flow(run / "checkpoints" / "final.pt", pairs, tmp_path / "fit", split="train", device="cpu",
+                  progress=False)
+    assert json.loads((tmp_path / "fit" / "report.json").read_text())["scores_training_data"] is True
+    assert "warning: these shards are (part of) the run's training data" in (tmp_path / "fit" / "report.md").read_text()
 
 
 def test_render_shards_with_exact_flow_train_and_evaluate(run, tmp_path):
@@ -237,6 +244,12 @@ def test_bad_inputs_are_one_line_with_exit_2(run, pairs, tmp_path):
         "train", "flow", "--data", str(pairs), "--out", str(tmp_path / "l"), "--set", "model.levels=3")
     assert "needs the 'val2' shards" in cli("evaluate", "flow", "--run", str(run), "--data", str(pairs),
                                             "--split", "val2", "--out", str(tmp_path / "s"))
+    no_test = tmp_path / "no_test"  # the default split is test: a folder without one is refused, not scored whole
+    no_test.mkdir()
+    for shard in [*pairs.glob("train-*.h5"), *pairs.glob("val-*.h5")]:
+        shutil.copyfile(shard, no_test / shard.name)
+    refused = cli("evaluate", "flow", "--run", str(run), "--data", str(no_test), "--out", str(tmp_path / "o"))
+    assert "needs the 'test' shards" in refused and "(splits there: train, val)" in refused
     foreign = save_checkpoint(tmp_path / "toy.pt", {"task": "retrieval", "model": {}})
     assert "checkpoint of the 'retrieval' task, not 'flow'" in cli(
         "evaluate", "flow", "--checkpoint", str(foreign), "--data", str(pairs), "--out", str(tmp_path / "f"))
@@ -246,4 +259,4 @@ def test_bad_inputs_are_one_line_with_exit_2(run, pairs, tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     assert "already exists and is not empty" in cli("evaluate", "flow", "--run", str(run), "--data", str(pairs),
                                                     "--out", str(tmp_path / "full"))
-    assert not any((tmp_path / name).exists() for name in "crtklsfn")  # nothing half-written
+    assert not any((tmp_path / name).exists() for name in "crtklsofn")  # nothing half-written

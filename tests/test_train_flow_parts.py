@@ -6,6 +6,8 @@ trip, and the data path's crop and mirror."""
 from __future__ import annotations
 
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,13 +16,13 @@ import torch
 from blurgen.config import resolve_config
 from blurgen.errors import BlurgenError
 from blurgen.flow.warp import warp_backward
-from blurgen.train.flow import center_crop, flow_targets, network_input
+from blurgen.train.flow import center_crop, flow_split_files, flow_targets, network_input
 from blurgen.train.flow_config import KIND, FlowConfig, check_flow_config
 from blurgen.train.flow_eval import score_image, summarise
 from blurgen.train.flow_losses import downsample_flow, flow_loss, multiscale_epe
-from blurgen.train.flow_model import (BlurFlowNet, SpatialTransformer, backward_warp, cost_volume, crop_flow,
-                                      flow_upsampler, pad_to_multiple)
-from blurgen.train.data import DeviceAugment, augment_generator
+from blurgen.train.flow_model import BlurFlowNet, SpatialTransformer, backward_warp, cost_volume, flow_upsampler
+from blurgen.train.padding import crop_to, pad_to_multiple
+from blurgen.train.data import DeviceAugment, augment_generator, validation_files
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -186,7 +188,7 @@ def test_pad_and_crop_round_trip_and_the_network_accepts_any_size():
     x = torch.randn(1, 3, 21, 37)
     padded = pad_to_multiple(x, 8)
     assert padded.shape[-2:] == (24, 40)
-    assert torch.equal(crop_flow(padded, 21, 37), x)  # the original is untouched in the corner
+    assert torch.equal(crop_to(padded, (21, 37)), x)  # the original is untouched in the corner
     assert torch.equal(padded[..., 21:, :37], x[..., 20:21, :].expand(1, 3, 3, 37))  # edge repeated
     labels = pad_to_multiple(torch.ones(1, 2, 21, 37), 8, mode="constant")
     assert labels[..., 21:, :].abs().sum() == 0 and labels[..., :, 37:].abs().sum() == 0
@@ -195,7 +197,7 @@ def test_pad_and_crop_round_trip_and_the_network_accepts_any_size():
     net = BlurFlowNet(config)
     out = net(padded)
     assert [tuple(f.shape[-2:]) for f in out.levels] == [(12, 20), (6, 10), (3, 5)]
-    assert crop_flow(out.flow, 21, 37).shape == (1, 2, 21, 37)
+    assert crop_to(out.flow, (21, 37)).shape == (1, 2, 21, 37)
     with pytest.raises(ValueError, match="not a multiple of 8"):
         net(x)
 
@@ -233,3 +235,26 @@ def test_per_level_lists_must_match_the_levels():
         check_flow_config(tiny("model.context_widths=[4, 4, 4, 4, 4, 4, 4]"))
     for preset in ("demo", "paper"):
         check_flow_config(resolve_config(FlowConfig, KIND, preset=preset))
+
+
+# ------------------------------------------------------------------ the validation split
+
+FLOWPAIRS_GOLDEN = Path(__file__).parent / "golden" / "flowpairs_synth"  # train, val and test shards
+
+
+def test_no_val_split_means_no_validation_but_a_broken_one_is_one_line(tmp_path):
+    def validation(data: Path) -> list[str] | None:  # what the flow run validates on without --val
+        return validation_files(data, None, "val", flow_split_files)
+
+    whole, no_val = tmp_path / "whole", tmp_path / "no_val"
+    shutil.copytree(FLOWPAIRS_GOLDEN, whole)
+    no_val.mkdir()
+    for name in ("train-00000-of-00001.h5", "test-00000-of-00001.h5"):
+        shutil.copyfile(whole / name, no_val / name)
+    assert validation(no_val) is None
+    assert [Path(f).name for f in validation(whole)] == ["val-00000-of-00001.h5"]
+    (whole / "val-00000-of-00001.h5").chmod(0o644)
+    (whole / "val-00000-of-00001.h5").write_bytes(b"truncated")  # listed in the manifest, unreadable
+    with pytest.raises(BlurgenError, match="val-00000-of-00001.h5 is not a readable HDF5 file") as err:
+        validation(whole)
+    assert "\n" not in str(err.value)

@@ -37,7 +37,9 @@ def train_blurseg(config, data: Path | None, val: Path | None, out: Path, device
 @evaluate.command("blur-seg")
 @model_options
 @click.option("--data", type=FOLDER, default=None, help="Composite shards to score (pixel and image level).")
-@click.option("--split", default=None, help="Only this split of --data (default: every shard of the folder).")
+@click.option("--split", default=None,
+              help="Split of --data to score (default: test; a folder without one needs --split). The split the "
+                   "thresholds were chosen on is refused.")
 @click.option("--images", type=FOLDER, default=None, help="Folder of images with blur masks (with --masks).")
 @click.option("--masks", type=FOLDER, default=None,
               help="Binary blur masks, one per image: same relative path and stem, .png (e.g. CUHK's).")

@@ -27,16 +27,18 @@ import torch.nn.functional as F
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
 from blurgen.train.blurseg_config import STAGE_ORDER, TASK, BlurSegConfig
-from blurgen.train.blurseg_data import (CompositeTrainingSet, EpochSampler, composite_split_files, epoch_items,
-                                        stage_of_epoch, stages_of_epoch)
+from blurgen.train.blurseg_data import (CompositeTrainingSet, composite_split_files,
+                                        composite_split_names, epoch_items, stage_of_epoch, stages_of_epoch)
 from blurgen.train.blurseg_frequency import frequency_channel
 from blurgen.train.blurseg_losses import (combine, deep_supervision_loss, mask_loss, masked_huber_loss,
                                           prevalence_loss)
 from blurgen.train.blurseg_metrics import SegmentationTally, quantise
-from blurgen.train.blurseg_model import BlurSegNet, pad_to_multiple
-from blurgen.train.data import (IMAGENET_MEAN, IMAGENET_STD, DeviceAugment, make_loader, to_device,
-                                validation_files)
+from blurgen.train.blurseg_model import PADDING, BlurSegNet
+from blurgen.train.data import (IMAGENET_MEAN, IMAGENET_STD, DeviceAugment, EpochItems, make_loader, run_sources,
+                                to_device, validation_files)
 from blurgen.train.distributed import DistContext
+from blurgen.train.loop import LossWeightsSetUnused
+from blurgen.train.padding import pad_to_multiple
 
 
 SHARP_SUFFIX = "#sharp"  # id of a sample's sharp reference when it is scored
@@ -135,7 +137,7 @@ def tally_predictions(predictions: Iterable[tuple[EvalItem, np.ndarray, np.ndarr
 
 
 @dataclasses.dataclass
-class BlurSegTask:
+class BlurSegTask(LossWeightsSetUnused):
     """``blurgen train blur-seg``: the task the loop (:mod:`blurgen.train.loop`) runs."""
 
     config: BlurSegConfig
@@ -144,7 +146,7 @@ class BlurSegTask:
     name: str = TASK
 
     def __post_init__(self) -> None:
-        files = composite_split_files(self.data, self.config.data.train_split)
+        self.train_files = files = composite_split_files(self.data, self.config.data.train_split)
         columns = ShardDataset(files, fields=())
         self.stages = np.asarray(columns.column("stage")).astype(str)
         self.blurred = np.asarray(columns.column("blurred"), bool)
@@ -157,11 +159,11 @@ class BlurSegTask:
             raise BlurgenError(f"{self.data}: the training samples differ in size ({sizes}); make every stage "
                                "with the same samples.width and samples.height")
         self._check_curriculum()
-        self.val_files = validation_files(self.data, self.val, self.config.data.val_split, composite_split_files)
+        self.val_files = validation_files(self.data, self.val, self.config.data.val_split, composite_split_files,
+                                          composite_split_names)
         self._loader: torch.utils.data.DataLoader | None = None
-        self._sampler: EpochSampler | None = None
+        self._sampler: EpochItems | None = None
         self._draws: dict[tuple[int, int, int], np.ndarray] = {}
-        self._multiple = 2 ** self.config.model.encoder_depth
 
     def _check_curriculum(self) -> None:
         """Every epoch's stage must have samples: one line naming the first that has none."""
@@ -178,20 +180,17 @@ class BlurSegTask:
     # ------------------------------------------------------------------ the loop's interface
 
     def build_model(self) -> torch.nn.Module:
-        model = build_model(self.config)
-        self._multiple = model.multiple
-        return model
-
-    @property
-    def find_unused_parameters(self) -> bool:
-        """A loss of weight 0 leaves its head without gradient: DDP must not wait for it."""
-        return any(w == 0 for w in self.config.loss.weights().values())
+        return build_model(self.config)
 
     def data_identity(self) -> str:
         """The training samples and their stages: a resume must see the same."""
         digest = hashlib.sha256("\n".join(self.sample_ids).encode())
         digest.update("\n".join(self.stages.tolist()).encode())
         return digest.hexdigest()
+
+    def data_sources(self) -> dict[str, Any]:
+        return run_sources(self.data, self.config.data.train_split, self.train_files, self.val,
+                           self.config.data.val_split, self.val_files)
 
     def _draw(self, epoch: int, dist: DistContext) -> np.ndarray:
         key = (epoch, dist.rank, dist.world)
@@ -215,7 +214,7 @@ class BlurSegTask:
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
         if self._sampler is None:
-            self._sampler = EpochSampler(lambda e: self._draw(e, dist))
+            self._sampler = EpochItems(lambda e: self._draw(e, dist))
         self._sampler.position(epoch, start_step * self.config.train.batch_size)
         if self._loader is None:  # one loader for the run: its workers persist across epochs
             self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=self._sampler,
@@ -252,7 +251,8 @@ class BlurSegTask:
             terms["prev"] = prevalence_loss(torch.sigmoid(out.mask_logits.float()), c.prevalence)
         if weights["aux"] > 0 and out.aux_logits:
             # the auxiliary heads see the padded input: their targets are the mask padded alike
-            terms["aux"] = deep_supervision_loss(out.aux_logits, pad_to_multiple(mask, self._multiple)[0], **shape)
+            multiple = getattr(model, "module", model).multiple  # DDP wraps the network as .module
+            terms["aux"] = deep_supervision_loss(out.aux_logits, pad_to_multiple(mask, multiple, mode=PADDING), **shape)
         total = combine(terms, weights)
         return total, {k: float(v.detach()) for k, v in terms.items()}, len(x)
 

@@ -5,14 +5,15 @@ docs/train-blur-seg.md sets every field against the subtle-blur detection paper 
 
 from __future__ import annotations
 
+from blurgen.composite.config import STAGES
 from blurgen.config.schema import option, section
 from blurgen.train.config import TrainSection
 
 KIND = "train-blur-seg"  # presets: blurgen/config/presets/train-blur-seg-<name>.yaml
 TASK = "blur-seg"        # the name checkpoints record
 
-# The composite curriculum's stages in training order (blurgen.composite.config.STAGES).
-STAGE_ORDER = ("stabilization", "mixed", "advanced")
+# The composite curriculum's stages in training order: the composite config's, which is torch-free
+STAGE_ORDER = tuple(STAGES)
 
 
 @section

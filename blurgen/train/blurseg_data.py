@@ -19,7 +19,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,23 +27,44 @@ import torch.utils.data
 
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
-from blurgen.shards.manifest import list_shard_files
 from blurgen.shards.schemas import COMPOSITE
 from blurgen.train.blurseg_config import STAGE_ORDER, CurriculumSection
-from blurgen.train.data import ShardTorchDataset, split_files
+from blurgen.train.data import ShardTorchDataset, require_schema, split_files, split_names
 
 _EPOCH_STREAM = 0x42534547  # "BSEG": SeedSequence word of the epoch draws
 
 
+def stage_folders(folder: str | Path) -> list[Path]:
+    """The curriculum stage folders of ``folder`` in training order; [] for one composite folder."""
+    return [Path(folder) / stage for stage in STAGE_ORDER if (Path(folder) / stage).is_dir()]
+
+
+def composite_split_names(folder: str | Path) -> list[str]:
+    """The splits of a composite folder, or of its stage folders together, by shard name."""
+    folders = stage_folders(folder) or [Path(folder)]
+    return sorted({name for f in folders for name in split_names(f)})
+
+
 def composite_split_files(folder: str | Path, split: str) -> list[str]:
-    """The ``split`` shards of a composite folder, or of its stage folders; one line otherwise."""
+    """The ``split`` shards of a composite folder, or of its stage folders; one line otherwise.
+
+    Every stage folder must hold the split, or none may: *decision*: a split that only some stages
+    have (e.g. one stage made with ``samples.val_fraction=0``) is refused, because validating on
+    some stages would choose the evaluation thresholds for those stages' blur alone.
+    """
     folder = Path(folder)
-    stage_folders = [folder / stage for stage in STAGE_ORDER if (folder / stage).is_dir()]
-    if not stage_folders:
-        return _composite_split(folder, split)
+    folders = composite_folders(folder)
+    if folders == [folder]:
+        return split_files(folder, split)
+    lacking = [f.name for f in folders if split not in split_names(f)]
+    if lacking and len(lacking) < len(folders):
+        having = [f.name for f in folders if f.name not in lacking]
+        raise BlurgenError(f"{folder}: the stage folders {', '.join(having)} have '{split}' shards, "
+                           f"{', '.join(lacking)} not: make every stage with the same samples.val_fraction "
+                           "(each stage folder holds the same splits)")
     files = []
-    for stage_folder in stage_folders:
-        found = _composite_split(stage_folder, split)
+    for stage_folder in folders:
+        found = split_files(stage_folder, split)
         recorded = sorted(set(ShardDataset(found, fields=()).column("stage")))
         if recorded != [stage_folder.name]:
             raise BlurgenError(f"{stage_folder} holds samples of stage {', '.join(recorded)}, not only "
@@ -53,22 +74,17 @@ def composite_split_files(folder: str | Path, split: str) -> list[str]:
     return files
 
 
-def _composite_split(folder: Path, split: str) -> list[str]:
-    """One folder's ``split`` shards, its schema checked over all its shards first (render shards
-    get the schema line, not a missing-split line)."""
-    present = [str(p) for p in list_shard_files(folder)] if folder.is_dir() else []
-    if present:
-        require_composite(present, str(folder))
-    return split_files(folder, split)
+def composite_folders(folder: str | Path) -> list[Path]:
+    """The stage folders of ``folder``, else ``folder`` itself: each checked to hold composite shards."""
+    folders = stage_folders(folder) or [Path(folder)]
+    for f in folders:
+        require_composite(f)
+    return folders
 
 
-def require_composite(files: list[str], what: str) -> None:
-    """One line when shards are not a composite job's (e.g. render shards given to blur-seg)."""
-    shards = ShardDataset(files, fields=())
-    schemas = {shards.shard_attrs(k).get("schema") for k in range(len(files))}
-    if schemas != {COMPOSITE.name}:
-        raise BlurgenError(f"{what}: blur segmentation needs {COMPOSITE.name} shards (blurgen composite), these "
-                           f"are {', '.join(sorted(map(str, schemas)))}")
+def require_composite(folder: str | Path) -> None:
+    """One line when a folder's shards are not a composite job's (e.g. render shards given to blur-seg)."""
+    require_schema(folder, [COMPOSITE], f"blur segmentation needs {COMPOSITE.name} shards (blurgen composite)")
 
 
 def stage_of_epoch(epoch: int, curriculum: CurriculumSection) -> str:
@@ -116,20 +132,3 @@ class CompositeTrainingSet(torch.utils.data.Dataset):
         sharp = self.references[index - n]["sharp"]
         return {"image": sharp, "blur_mask": torch.zeros(sharp.shape[:2], dtype=torch.bool),
                 "blur_intensity": torch.zeros(sharp.shape[:2], dtype=torch.float32)}
-
-
-class EpochSampler(torch.utils.data.Sampler):
-    """The items of the epoch set by :meth:`position`, from a given item on (a resumed run skips the
-    batches it ran)."""
-
-    def __init__(self, draw: Callable[[int], np.ndarray]) -> None:
-        self.draw, self.epoch, self.start = draw, 0, 0
-
-    def position(self, epoch: int, start: int) -> None:
-        self.epoch, self.start = epoch, start
-
-    def __len__(self) -> int:
-        return max(0, len(self.draw(self.epoch)) - self.start)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.draw(self.epoch)[self.start:].tolist())

@@ -33,24 +33,25 @@ import numpy as np
 from blurgen.config import build
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
-from blurgen.shards.manifest import list_shard_files
 from blurgen.train.blurseg import (BlurSegConfig, EvalItem, build_model, predict_items, shard_items,
                                    tally_predictions)
 from blurgen.train.blurseg_config import TASK
-from blurgen.train.blurseg_data import composite_split_files, require_composite
+from blurgen.train.blurseg_data import composite_folders, composite_split_files, composite_split_names
 from blurgen.train.blurseg_folders import blurred_sharp_items, labelled_files, mask_folder_items, mask_pairs
 from blurgen.train.blurseg_metrics import TOP, ImageMetrics, PixelMetrics, SegmentationTally, quantise
 from blurgen.train.blurseg_model import BlurSegNet
 from blurgen.train.checkpoint import load_checkpoint, load_weights
+from blurgen.train.data import shards_of, split_source
 from blurgen.train.distributed import resolve_device
-from blurgen.train.report import (markdown_table, percent, provenance, refuse_existing, staged_folder,
-                                  write_h5_groups, write_json)
+from blurgen.train.report import (TRAINING_DATA_WARNING, markdown_table, percent, provenance, refuse_existing,
+                                  staged_folder, write_h5_groups, write_json)
 from blurgen.viz.preview import intensity_to_rgb
 from blurgen.viz.sheet import draw_label, fit_width, hstack, overlay_mask, tile_grid, write_png
 
 SHEET_ROWS = 6      # images shown in sheet.png (the first ones, in the order scored)
 SHEET_TILE = 192    # width of each tile of the sheet, pixels
 DEFAULT_THRESHOLD = 0.5
+DEFAULT_SPLIT = "test"  # what --data is scored on without --split
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Thresholds:
     pixel: float
     image: float
     source: str  # where they come from, in words
+    chosen_on: dict[str, Any] | None = None  # the shards searched (data.split_source), when known
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Source:
     inputs: dict[str, Any]
     count: int
     items: Callable[[], Iterator[EvalItem]]
+    files: tuple[str, ...] = ()  # the shard files scored (none for image folders)
 
 
 @dataclass(frozen=True)
@@ -105,22 +108,38 @@ def evaluate_blurseg(checkpoint: str | Path, out: str | Path, *, data: str | Pat
     state = load_checkpoint(Path(checkpoint), TASK)
     config = checkpoint_config(state)
     source = resolve_source(data=data, split=split, images=images, masks=masks, blurred=blurred, sharp=sharp)
-    val_files = composite_split_files(val, config.data.val_split) if val is not None else None
+    run = state.get("sources") or {}  # older checkpoints did not store them: nothing to check against
+    if val is not None:
+        val_files = composite_split_files(val, config.data.val_split)
+        chosen_on = split_source(val, config.data.val_split, val_files)
+    else:
+        val_files, thresholds = None, checkpoint_thresholds(state)
+        chosen_on = thresholds.chosen_on
+    refuse_threshold_shards(source, chosen_on)
     dev = resolve_device(device)
     model = load_model(state, config).to(dev)
     if val_files is not None:
         tally = tally_predictions(predict_items(model, shard_items(val_files), config, dev, batch_size),
                                   config.eval.image_top_fraction)
         pixel_t, image_t = tally.best_thresholds(config.eval.threshold_step)
-        thresholds = Thresholds(pixel_t, image_t, f"grid search on the '{config.data.val_split}' split of {val}")
-    else:
-        thresholds = checkpoint_thresholds(state)
+        thresholds = Thresholds(pixel_t, image_t, f"grid search on the '{config.data.val_split}' split of {val}",
+                                chosen_on)
     header = {"task": TASK, **provenance(state["config"], checkpoint=checkpoint, val=val),
               "checkpoint_epoch": state.get("epoch"), "checkpoint_global_step": state.get("global_step"),
-              "device": dev.type, "source": source.kind, "inputs": source.inputs}
+              "device": dev.type, "source": source.kind, "inputs": source.inputs, "run_sources": run or None,
+              "scores_training_data": bool(shards_of(source.files, run.get("train")))}
     return write_report(predict_items(model, source.items(), config, dev, batch_size), out, thresholds=thresholds,
                         top_fraction=config.eval.image_top_fraction, header=header, total=source.count,
                         progress=progress)
+
+
+def refuse_threshold_shards(source: Source, chosen_on: dict[str, Any] | None) -> None:
+    """One line when the shards to score include those the thresholds were chosen on (``chosen_on``,
+    a ``data.split_source``): the numbers would grade the thresholds on the data that picked them."""
+    if chosen_on is not None and shards_of(source.files, chosen_on):
+        raise BlurgenError(f"{source.inputs['data']}: the '{chosen_on['split']}' shards to score are the ones the "
+                           f"thresholds were chosen on ({chosen_on['folder']}, split '{chosen_on['split']}'): score "
+                           "held-out shards (another folder or --split), or choose the thresholds with --val DIR")
 
 
 def checkpoint_config(state: dict[str, Any]) -> BlurSegConfig:
@@ -134,11 +153,13 @@ def load_model(state: dict[str, Any], config: BlurSegConfig) -> BlurSegNet:
 
 
 def checkpoint_thresholds(state: dict[str, Any]) -> Thresholds:
-    """The thresholds the run's last validation chose, else 0.5."""
+    """The thresholds the run's last validation chose (and on which shards, when the checkpoint
+    says), else 0.5."""
     metrics = state.get("metrics") or {}
     if "pixel_threshold" in metrics and "image_threshold" in metrics:
         return Thresholds(float(metrics["pixel_threshold"]), float(metrics["image_threshold"]),
-                          f"grid search on the training run's validation split (epoch {state.get('epoch')})")
+                          f"grid search on the training run's validation split (epoch {state.get('epoch')})",
+                          (state.get("sources") or {}).get("validation"))
     return Thresholds(DEFAULT_THRESHOLD, DEFAULT_THRESHOLD,
                       "0.5: the run had no validation split and no --val was given")
 
@@ -154,11 +175,11 @@ def resolve_source(*, data: str | Path | None = None, split: str | None = None, 
         raise BlurgenError("give exactly one of --data DIR, --images DIR --masks DIR, --blurred DIR --sharp DIR"
                            + (f" (got {', '.join(given)})" if given else ""))
     if data is not None:
-        files = _shard_files(Path(data), split)
+        files, split = _shard_files(Path(data), split)
         shards = ShardDataset(files, fields=())
         count = len(shards) + int(np.asarray(shards.column("blurred"), bool).sum())  # + sharp references
-        return Source("shards", {"data": str(Path(data).resolve()), "split": split or "all"}, count,
-                      lambda: shard_items(files))
+        return Source("shards", {"data": str(Path(data).resolve()), "split": split}, count,
+                      lambda: shard_items(files), tuple(files))
     if images is not None or masks is not None:
         if images is None or masks is None:
             raise BlurgenError("--images and --masks go together: a folder of images and one of their blur masks")
@@ -172,15 +193,18 @@ def resolve_source(*, data: str | Path | None = None, split: str | None = None, 
                   len(files), lambda: blurred_sharp_items(files))
 
 
-def _shard_files(folder: Path, split: str | None) -> list[str]:
-    """The composite shards to score: one split's, or every shard of the folder."""
-    if split is not None:
-        return composite_split_files(folder, split)
-    files = [str(p) for p in list_shard_files(folder)] if folder.is_dir() else []
-    if not files:
-        raise BlurgenError(f"{folder} holds no shards (a blurgen composite --out folder is expected)")
-    require_composite(files, str(folder))
-    return files
+def _shard_files(folder: Path, split: str | None) -> tuple[list[str], str]:
+    """The composite shards to score and their split: ``split``'s, by default ``test``. A folder
+    without a test split is refused rather than scored whole: its train and val splits are what a
+    run made on it trains and validates on, so the user names the split (``--split``)."""
+    if split is None:
+        composite_folders(folder)  # shards of another kind get the schema line first
+        names = composite_split_names(folder)
+        if DEFAULT_SPLIT not in names:
+            raise BlurgenError(f"{folder} has no '{DEFAULT_SPLIT}' split (splits there: {', '.join(names)}): "
+                               "name the held-out split to score with --split NAME")
+        split = DEFAULT_SPLIT
+    return composite_split_files(folder, split), split
 
 
 def write_report(predictions: Iterable[tuple[EvalItem, np.ndarray, np.ndarray | None]], out: str | Path, *,
@@ -272,6 +296,8 @@ def _markdown(payload: dict[str, Any], pixel: PixelMetrics | None, image: ImageM
              f"- thresholds: pixel {payload['thresholds']['pixel']:g}, image {payload['thresholds']['image']:g} "
              f"({payload['thresholds']['source']})",
              "- values x 100; `–`: undefined (no such pixel or image). Definitions: docs/train-blur-seg.md.", ""]
+    if payload.get("scores_training_data"):
+        lines[-1:-1] = [TRAINING_DATA_WARNING]
     if pixel is not None:
         lines += ["## Pixel level (the paper's Table 1 layout)", "", markdown_table(["Metric", method], [
             ["Pixel Accuracy (%)", percent(pixel.pixel_accuracy)], ["Mean IoU (%)", percent(pixel.mean_iou)],

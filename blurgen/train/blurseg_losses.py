@@ -76,8 +76,14 @@ def prevalence_loss(prob: torch.Tensor, prevalence: float) -> torch.Tensor:
 
 
 def downsampled_target(target: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """A (N, 1, H, W) mask as the blurred share of each cell of a coarser (h, w) grid."""
-    return F.adaptive_avg_pool2d(target.float(), tuple(size))
+    """A (N, 1, H, W) mask as the blurred share of each cell of a coarser (h, w) grid, whose cells
+    must tile it exactly (H, W whole multiples of h, w): adaptive pooling would accept any size,
+    and a target the auxiliary map does not cover cell for cell would be wrong without a sign."""
+    (height, width), (h, w) = target.shape[-2:], tuple(size)
+    if height % h or width % w:
+        raise ValueError(f"target {height}x{width} is not a whole multiple of the auxiliary map {h}x{w}: "
+                         "pad it as the network pads its input")
+    return F.adaptive_avg_pool2d(target.float(), (h, w))
 
 
 def deep_supervision_loss(aux_logits: Sequence[torch.Tensor], target: torch.Tensor, **mask_kwargs: float

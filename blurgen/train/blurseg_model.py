@@ -12,7 +12,7 @@
   intermediate decoder stages (coarser resolutions), read by forward hooks on smp's decoder
   blocks, so smp's own forward runs unchanged.
 - Inputs of any size: padded at the right and bottom to a multiple of the encoder's stride
-  (mirrored, see :func:`pad_to_multiple`) and every output cropped back (:func:`crop_to`).
+  (mirrored: :func:`~blurgen.train.padding.pad_to_multiple`) and every output cropped back.
 """
 
 from __future__ import annotations
@@ -21,37 +21,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from blurgen.errors import BlurgenError
+from blurgen.train.padding import crop_to, pad_to_multiple
 from blurgen.train.retrieval_model import _first  # a short list of state-dict keys for an error line
+
+
+PADDING = "reflect"  # mirrored: a repeated edge or zeros would read as a flat, i.e. blurred, band
 
 
 class BlurSegOutput(NamedTuple):
     mask_logits: torch.Tensor          # (N, 1, H, W)
     intensity: torch.Tensor            # (N, 1, H, W) in 0..1
     aux_logits: tuple[torch.Tensor, ...]  # coarse to fine, each (N, 1, H / 2^k, W / 2^k) of the padded input
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, tuple[int, int]]:
-    """``x`` (N, C, H, W) padded at the right and bottom to multiples of ``multiple``, and (H, W).
-
-    Mirrored padding keeps the local statistics a blur detector reads (zeros or replicated edges
-    would look like a flat, i.e. blurred, band); edge replication where the image is too small
-    to mirror.
-    """
-    h, w = x.shape[-2:]
-    ph, pw = -h % multiple, -w % multiple
-    if ph or pw:
-        mode = "reflect" if ph < h and pw < w else "replicate"
-        x = F.pad(x, (0, pw, 0, ph), mode=mode)
-    return x, (h, w)
-
-
-def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    """The top-left (H, W) of ``x`` (..., H', W'): undoes :func:`pad_to_multiple`."""
-    return x[..., :size[0], :size[1]]
 
 
 class BlurSegNet(nn.Module):
@@ -102,7 +85,8 @@ class BlurSegNet(nn.Module):
         self._captured.append(output)
 
     def forward(self, x: torch.Tensor) -> BlurSegOutput:
-        padded, size = pad_to_multiple(x, self.multiple)
+        size = x.shape[-2:]
+        padded = pad_to_multiple(x, self.multiple, mode=PADDING)
         self._captured = []
         features = self.unet.decoder(self.unet.encoder(padded))
         captured, self._captured = self._captured, []

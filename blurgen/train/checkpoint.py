@@ -2,9 +2,10 @@
 
 A checkpoint is one ``torch.save`` file holding only tensors and plain values (so it loads with
 ``weights_only=True``: a checkpoint is data, never code): the task's name, the resolved config
-as JSON, where the run stands (epoch, step within the epoch, global step), the model, the
-optimizer and the gradient scaler. It is written to a temporary name beside its destination and
-renamed, so a run killed at any instant leaves either the old checkpoint or the new one.
+as JSON, where the run stands (epoch, step within the epoch, global step), where its training
+and validation shards came from (``sources``), the model, the optimizer and the gradient
+scaler. It is written to a temporary name beside its destination and renamed, so a run killed
+at any instant leaves either the old checkpoint or the new one.
 """
 
 from __future__ import annotations

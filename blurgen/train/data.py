@@ -22,14 +22,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 import torch.utils.data
 
 from blurgen.errors import BlurgenError
-from blurgen.shards import ShardDataset, parse_shard_filename, read_manifest, shard_fields
+from blurgen.shards import Schema, ShardDataset, folder_schema, parse_shard_filename, read_manifest, shard_fields
 from blurgen.shards.manifest import list_shard_files
 
 # torchvision's ImageNet statistics (RGB, on 0..1), the inputs every torchvision backbone expects.
@@ -41,35 +41,85 @@ _LOADER_STREAM = 0x4C4F4144  # "LOAD": SeedSequence word of the DataLoader's gen
 _AUGMENT_STREAM = 0x41554720  # "AUG ": SeedSequence word of the augmentation generator
 
 
+def split_names(folder: str | Path) -> list[str]:
+    """The splits of a folder's shards, by their names (``<split>-i-of-n.h5``; no shard is opened)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BlurgenError(f"shard folder not found: {folder}")
+    return sorted({parsed[0] for name in _shard_names(folder) if (parsed := parse_shard_filename(name))})
+
+
 def split_files(folder: str | Path, split: str) -> list[str]:
     """The shard files of one split in a folder (by their names: ``<split>-i-of-n.h5``).
 
     A render folder holds train, val and test shards side by side; a trainer reads one split.
     """
     folder = Path(folder)
-    if not folder.is_dir():
-        raise BlurgenError(f"shard folder not found: {folder}")
-    manifest = read_manifest(folder)
-    names = ([e["file"] for e in manifest["shards"]] if manifest is not None
-             else [p.name for p in list_shard_files(folder)])
-    splits = sorted({parsed[0] for n in names if (parsed := parse_shard_filename(n))})
-    files = [str(folder / n) for n in names if (parsed := parse_shard_filename(n)) and parsed[0] == split]
+    splits = split_names(folder)
+    files = [str(folder / name) for name in _shard_names(folder)
+             if (parsed := parse_shard_filename(name)) and parsed[0] == split]
     if not files:
         raise BlurgenError(f"{folder} has no '{split}' shards (splits there: {', '.join(splits) or 'none'})")
     return files
 
 
+def _shard_names(folder: Path) -> list[str]:
+    manifest = read_manifest(folder)
+    if manifest is not None:
+        return [e["file"] for e in manifest["shards"]]
+    return [p.name for p in list_shard_files(folder)]
+
+
+def require_schema(folder: str | Path, allowed: Collection[Schema], purpose: str) -> Schema:
+    """The schema of a folder's shards (``blurgen.shards.folder_schema``: every shard of the folder,
+    so a mixed folder is refused too) when it is one of ``allowed``; one line naming what
+    ``purpose`` (e.g. "flow needs ... (blurgen flowpairs)") needs otherwise. Checked before any
+    split is looked up, so shards of another kind get this line, not a missing-split one."""
+    schema = folder_schema(folder)
+    if schema.name not in {s.name for s in allowed}:
+        raise BlurgenError(f"{folder}: {purpose}; these are {schema.name}")
+    return schema
+
+
 def validation_files(data: str | Path, val: str | Path | None, split: str,
-                     find: Callable[[str | Path, str], list[str]] = split_files) -> list[str] | None:
-    """A run's validation shards: ``split`` of ``val`` when it is given (missing: an error), else of
-    ``data`` when that has the split (None: the run trains without validation). ``find`` lists a
-    split's files (a task's own, e.g. one that also checks the schema)."""
-    try:
-        return find(val if val is not None else data, split)
-    except BlurgenError:
-        if val is not None:
-            raise
-        return None  # --data has no validation split: train without validation
+                     find: Callable[[str | Path, str], list[str]] = split_files,
+                     splits: Callable[[str | Path], list[str]] = split_names) -> list[str] | None:
+    """A run's validation shards: ``split`` of ``val`` when it is given, else of ``data``.
+
+    None (the run trains without validation) only when ``val`` is not given and ``data`` has no
+    shard of ``split`` at all, by name (``splits``: a folder's split names, without reading a
+    shard). Anything ``find`` (a task's own lister, e.g. one that checks the schema) refuses
+    about a split that is there (another schema, a stage mismatch) is an error, and so is a shard
+    that cannot be opened (each is opened here, before training, not first after an epoch): a
+    broken validation split must never pass for a missing one.
+    """
+    if val is None and split not in splits(data):
+        return None
+    files = find(val if val is not None else data, split)
+    ShardDataset(files, fields=())  # opens each shard: an unreadable one is a ShardError line
+    return files
+
+
+def run_sources(data: str | Path, train_split: str, train_files: Sequence[str], val: str | Path | None,
+                val_split: str, val_files: Sequence[str] | None) -> dict[str, dict[str, Any] | None]:
+    """Where a run's data came from, as its checkpoints store it: ``{"train": ..., "validation":
+    ... or None}``, each a :func:`split_source`. Evaluation reads it to refuse scoring the shards a
+    run chose its thresholds on and to flag scoring its training shards."""
+    validation = (split_source(val if val is not None else data, val_split, val_files)
+                  if val_files is not None else None)
+    return {"train": split_source(data, train_split, train_files), "validation": validation}
+
+
+def split_source(folder: str | Path, split: str, files: Sequence[str | Path]) -> dict[str, Any]:
+    """A folder's split as the shards read: ``{"folder", "split", "files"}``, paths absolute."""
+    return {"folder": str(Path(folder).resolve()), "split": split, "files": [str(Path(f).resolve()) for f in files]}
+
+
+def shards_of(files: Sequence[str | Path], source: Mapping[str, Any] | None) -> list[str]:
+    """The files among ``files`` that are shards of ``source`` (a :func:`split_source`), compared
+    by absolute path."""
+    known = set(source["files"]) if source else set()
+    return [str(f) for f in files if str(Path(f).resolve()) in known]
 
 
 class ShardTorchDataset(torch.utils.data.Dataset):
@@ -126,6 +176,25 @@ def _to_torch(value: Any) -> torch.Tensor | str:
     if isinstance(value, np.ndarray):
         return torch.from_numpy(value if value.flags.writeable else value.copy())
     return torch.as_tensor(value)  # NumPy scalar: a 0-d tensor of its dtype
+
+
+class EpochItems(torch.utils.data.Sampler):
+    """A task's items of the epoch set by :meth:`position`, from a given item on: a resumed run
+    skips the batches it ran. ``draw(epoch)`` gives this rank's items of an epoch (a function of
+    the epoch alone, so a resumed run draws what the interrupted one drew); caching is its own."""
+
+    def __init__(self, draw: Callable[[int], Sequence[Any] | np.ndarray]) -> None:
+        self.draw, self.epoch, self.start = draw, 0, 0
+
+    def position(self, epoch: int, start: int) -> None:
+        self.epoch, self.start = epoch, start
+
+    def __len__(self) -> int:
+        return max(0, len(self.draw(self.epoch)) - self.start)
+
+    def __iter__(self) -> Iterator[Any]:
+        items = self.draw(self.epoch)
+        return iter((items.tolist() if isinstance(items, np.ndarray) else list(items))[self.start:])
 
 
 def seed_word(seed: int, stream: int, *more: int) -> int:

@@ -23,40 +23,29 @@ import torch
 
 from blurgen.errors import BlurgenError
 from blurgen.flow.metrics import min_direction_epe
-from blurgen.shards import ShardDataset, shard_fields
-from blurgen.shards.manifest import list_shard_files
+from blurgen.shards import ShardDataset
 from blurgen.shards.schemas import FLOWPAIRS, RENDER
-from blurgen.train.data import (DeviceAugment, ShardTorchDataset, device_images, make_loader, split_files, to_device,
-                                validation_files)
+from blurgen.train.data import (DeviceAugment, EpochItems, ShardTorchDataset, device_images, make_loader,
+                                require_schema, run_sources, split_files, to_device, validation_files)
 from blurgen.train.distributed import DistContext
 from blurgen.train.flow_config import TASK, FlowConfig, check_flow_config
 from blurgen.train.flow_losses import flow_loss
-from blurgen.train.flow_model import BlurFlowNet, crop_flow, pad_to_multiple
+from blurgen.train.flow_model import BlurFlowNet
+from blurgen.train.padding import crop_to, pad_to_multiple
 
 FLOW_FIELDS = ("image", "flow_fwd", "flow_bwd", "flow_valid")
 EXACT = "exact"  # the flow source of render shards: computed from the stored poses, never estimated
 _ORDER_STREAM = 0x464C4F57  # "FLOW": SeedSequence word of the epoch order
 
 
-def require_flow_shards(files: list[str], what: str) -> None:
-    """One line when shards hold no flow to learn from (composite shards, renders without flow)."""
-    data = ShardDataset(files, fields=())
-    schemas = {data.shard_attrs(k).get("schema") for k in range(len(files))}
-    if not schemas <= {FLOWPAIRS.name, RENDER.name} or len(schemas) != 1:
-        raise BlurgenError(f"{what}: flow needs {FLOWPAIRS.name} shards (blurgen flowpairs) or {RENDER.name} "
-                           f"shards made with images.flow: true; these are {', '.join(sorted(map(str, schemas)))}")
-    if schemas == {RENDER.name}:
-        if "flow_fwd" not in {spec.name for spec in shard_fields(files[0])}:
-            raise BlurgenError(f"{what}: these render shards hold no flow (made with images.flow: false); "
-                               "render again with --set images.flow=true")
-
-
 def flow_split_files(folder: str | Path, split: str) -> list[str]:
     """The shard files of ``split`` in ``folder``; flow shards only (checked over the whole folder
     first, so composite shards get the schema line, not a missing-split line)."""
-    present = [str(p) for p in list_shard_files(folder)] if Path(folder).is_dir() else []
-    if present:
-        require_flow_shards(present, str(folder))
+    schema = require_schema(folder, [FLOWPAIRS, RENDER], f"flow needs {FLOWPAIRS.name} shards (blurgen flowpairs) "
+                                                         f"or {RENDER.name} shards made with images.flow: true")
+    if not schema.has("flow_fwd"):
+        raise BlurgenError(f"{folder}: these render shards hold no flow (made with images.flow: false); "
+                           "render again with --set images.flow=true")
     return split_files(folder, split)
 
 
@@ -115,31 +104,17 @@ def flow_targets(batch: dict[str, Any], config: FlowConfig, stride: int,
     return fwd, bwd, valid
 
 
-class EpochOrder(torch.utils.data.Sampler):
-    """The epoch's order of the training samples: a permutation drawn from (seed, epoch); rank r
-    of R takes every R-th index, cut to whole batches; ``position`` starts it at a given item so
-    a resumed run skips the batches it ran."""
+def epoch_order(size: int, seed: int, epoch: int, batch_size: int, dist: DistContext) -> np.ndarray:
+    """This rank's training samples of ``epoch``, in order: a permutation drawn from (seed, epoch),
+    every R-th index for rank r of R, cut to whole batches."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, _ORDER_STREAM, epoch]))
+    mine = rng.permutation(size)[dist.rank::dist.world]
+    return mine[:batches_per_rank(size, batch_size, dist) * batch_size]
 
-    def __init__(self, size: int, seed: int, batch_size: int, dist: DistContext) -> None:
-        self.size, self.seed, self.batch_size, self.dist = size, seed, batch_size, dist
-        self.epoch, self.start = 0, 0
 
-    def steps(self) -> int:
-        return (self.size // self.dist.world) // self.batch_size
-
-    def position(self, epoch: int, start: int) -> None:
-        self.epoch, self.start = epoch, start
-
-    def items(self, epoch: int) -> list[int]:
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, _ORDER_STREAM, epoch]))
-        mine = rng.permutation(self.size)[self.dist.rank::self.dist.world]
-        return mine[:self.steps() * self.batch_size].tolist()
-
-    def __len__(self) -> int:
-        return max(0, self.steps() * self.batch_size - self.start)
-
-    def __iter__(self) -> Iterator[int]:
-        return iter(self.items(self.epoch)[self.start:])
+def batches_per_rank(size: int, batch_size: int, dist: DistContext) -> int:
+    """Whole batches of one rank's share of ``size`` samples (every rank runs as many)."""
+    return (size // dist.world) // batch_size
 
 
 @dataclasses.dataclass
@@ -154,39 +129,40 @@ class FlowTask:
 
     def __post_init__(self) -> None:
         check_flow_config(self.config)
-        files = flow_split_files(self.data, self.config.data.train_split)
+        self.train_files = files = flow_split_files(self.data, self.config.data.train_split)
         self.dataset = ShardTorchDataset(files, FLOW_FIELDS, purpose="flow training")
         self.sample_ids = [str(s) for s in ShardDataset(files, fields=()).column("sample_id")]
         check_crop_fits(self.config, tuple(self.dataset.shards[0]["image"].shape[:2]))
         self.val_files = validation_files(self.data, self.val, self.config.data.val_split, flow_split_files)
         self._loader: torch.utils.data.DataLoader | None = None
-        self._order: EpochOrder | None = None
+        self._sampler: EpochItems | None = None
 
     # ------------------------------------------------------------------ the loop's interface
 
     def build_model(self) -> torch.nn.Module:
         return BlurFlowNet(self.config)
 
-    def _order_for(self, dist: DistContext) -> EpochOrder:
-        if self._order is None:
-            self._order = EpochOrder(len(self.dataset), self.config.seed, self.config.train.batch_size, dist)
-        return self._order
-
     def data_identity(self) -> str:
         """The training samples by id, in shard order: a resume must see the same."""
         return hashlib.sha256(json.dumps(self.sample_ids).encode()).hexdigest()
 
+    def data_sources(self) -> dict[str, Any]:
+        return run_sources(self.data, self.config.data.train_split, self.train_files, self.val,
+                           self.config.data.val_split, self.val_files)
+
     def steps_per_epoch(self, epoch: int, dist: DistContext) -> int:
-        return self._order_for(dist).steps()
+        return batches_per_rank(len(self.dataset), self.config.train.batch_size, dist)
 
     def epoch_stats(self, epoch: int) -> dict[str, float]:
         return {}
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
-        order = self._order_for(dist)
-        order.position(epoch, start_step * self.config.train.batch_size)
+        c = self.config
+        if self._sampler is None:
+            self._sampler = EpochItems(lambda e: epoch_order(len(self.dataset), c.seed, e, c.train.batch_size, dist))
+        self._sampler.position(epoch, start_step * c.train.batch_size)
         if self._loader is None:  # one loader for the run: its workers persist across epochs
-            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=order,
+            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=self._sampler,
                                        seed=self.config.seed, workers=self.config.train.workers, device=dist.device)
         return iter(self._loader)
 
@@ -225,7 +201,7 @@ def predict_flows(model: torch.nn.Module, files: list[str], config: FlowConfig, 
                                          pin_memory=device.type == "cuda")
     for batch in loader:
         x, _, (h, w) = network_input(batch["image"].to(device, non_blocking=True), config, stride)
-        flows = crop_flow(model(x).flow.float(), h, w).permute(0, 2, 3, 1).cpu().numpy()
+        flows = crop_to(model(x).flow.float(), (h, w)).permute(0, 2, 3, 1).cpu().numpy()
         truth = {name: center_crop(batch[name], config.data.crop).numpy() for name in FLOW_FIELDS}
         for i, flow in enumerate(flows):
             yield flow, {name: values[i] for name, values in truth.items()}

@@ -36,12 +36,13 @@ from blurgen.errors import BlurgenError
 from blurgen.flow.metrics import accuracy, direction_masks, epe
 from blurgen.shards import ShardDataset
 from blurgen.train.checkpoint import load_checkpoint, load_weights
+from blurgen.train.data import shards_of
 from blurgen.train.distributed import resolve_device
 from blurgen.train.flow import check_crop_fits, flow_sources, flow_split_files, predict_flows
 from blurgen.train.flow_config import TASK, FlowConfig, check_flow_config
 from blurgen.train.flow_model import BlurFlowNet
-from blurgen.train.report import markdown_table, percent, provenance, refuse_existing, staged_folder, \
-    write_h5_groups, write_json
+from blurgen.train.report import (TRAINING_DATA_WARNING, markdown_table, percent, provenance, refuse_existing,
+                                  staged_folder, write_h5_groups, write_json)
 from blurgen.viz.flow_colors import flow_to_rgb
 from blurgen.viz.sheet import draw_label, fit_width, hstack, tile_grid, write_png
 
@@ -140,7 +141,8 @@ def evaluate_flow(checkpoint: str | Path, data: str | Path, out: str | Path, *, 
                "split": split, "checkpoint_epoch": state.get("epoch"),
                "checkpoint_global_step": state.get("global_step"), "device": dev.type,
                "crop": list(config.data.crop) if config.data.crop is not None else None,
-               "flow_sources": source_counts, "metrics": metrics}
+               "flow_sources": source_counts, "metrics": metrics, "run_sources": state.get("sources"),
+               "scores_training_data": bool(shards_of(files, (state.get("sources") or {}).get("train")))}
     with staged_folder(out) as folder:
         write_json(folder / "report.json", payload)
         (folder / "report.md").write_text(_markdown(payload), encoding="utf-8")
@@ -184,6 +186,7 @@ def _markdown(payload: dict[str, Any]) -> str:
         f"- data: `{payload['data']}`, split `{payload['split']}`, {m['images']} images, crop "
         f"{payload['crop'] or 'none (whole images)'}; blurgen {payload['blurgen_version']}, device {payload['device']}",
         f"- ground truth computed by: {sources}",
+        *([TRAINING_DATA_WARNING] if payload["scores_training_data"] else []),
         "- EPE in px (mean over images); accuracies: % of valid pixels under 1/3/5 px in the direction of "
         "min(EPE fwd, EPE bwd). Definitions: docs/train-flow.md.", "",
         markdown_table(["", "EPE min(fwd, bwd)", "EPE fwd", "EPE bwd", "<1 px", "<3 px", "<5 px", "images"], [

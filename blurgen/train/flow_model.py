@@ -19,7 +19,7 @@ centres at integers), so level l's flow is the input-resolution flow divided by 
 upsampling deconvolutions start as bilinear x2 upsampling that doubles the values, which is
 exactly the change of units between levels. The full-resolution output is level 1's flow
 upsampled bilinearly by 2 with its values doubled. Inputs must be a multiple of 2^levels in
-size: :func:`pad_to_multiple` pads them and :func:`crop_flow` cuts the prediction back.
+size: :mod:`blurgen.train.padding` pads them and cuts the prediction back.
 """
 
 from __future__ import annotations
@@ -201,21 +201,3 @@ class BlurFlowNet(nn.Module):
             flows[k] = flow
         full = 2.0 * F.interpolate(flows[0], scale_factor=2, mode="bilinear", align_corners=False)
         return FlowOutput(flows, full)
-
-
-def pad_to_multiple(x: torch.Tensor, multiple: int, mode: str = "replicate", value: float = 0.0) -> torch.Tensor:
-    """``x`` (N, C, H, W) padded at the bottom and right to the next multiple of ``multiple``;
-    images by repeating the edge (no false border), labels with ``mode="constant"``."""
-    h, w = x.shape[-2:]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if not ph and not pw:
-        return x
-    if mode == "constant":
-        return F.pad(x, (0, pw, 0, ph), mode="constant", value=value)
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
-
-
-def crop_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """The top-left ``height`` x ``width`` of a prediction made on a padded input (values unchanged:
-    padding at the bottom and right moves no pixel)."""
-    return flow[..., :height, :width]

@@ -59,6 +59,10 @@ class TrainTask(Protocol):
     def data_identity(self) -> str:
         """What a resumed run must train on again (e.g. a digest of the training objects)."""
 
+    def data_sources(self) -> dict[str, Any]:
+        """Where the training and validation shards came from (``data.run_sources``): the
+        checkpoints keep it, so evaluation knows which shards the run has already seen."""
+
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
         """This rank's batches of ``epoch`` from ``start_step`` on, on the CPU (uint8 images)."""
 
@@ -73,6 +77,17 @@ class TrainTask(Protocol):
     def epoch_stats(self, epoch: int) -> dict[str, float]:
         """Counts about the epoch's data to log beside the metrics, named ``data_*`` (e.g. samples
         left out); the curves leave them out."""
+
+
+class LossWeightsSetUnused:
+    """``find_unused_parameters`` of a task whose ``config.loss.weights()`` can set a loss to 0:
+    that loss's head then gets no gradient, and DDP must not wait for it."""
+
+    config: Any
+
+    @property
+    def find_unused_parameters(self) -> bool:
+        return any(w == 0 for w in self.config.loss.weights().values())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -138,7 +153,7 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
         if dist.is_main:
             save_checkpoint(last, {
                 "task": task.name, "config": to_json(task.config), "blurgen_version": __version__,
-                "data": task.data_identity(), "world": dist.world,
+                "data": task.data_identity(), "sources": task.data_sources(), "world": dist.world,
                 "epoch": at_epoch, "step": at_step, "global_step": global_step, "metrics": metrics,
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict()})
@@ -187,8 +202,8 @@ def train(task: TrainTask, run_dir: str | Path, dist: DistContext, *, resume: bo
     final = run_dir / CHECKPOINTS / FINAL
     if dist.is_main:
         save_checkpoint(final, {"task": task.name, "config": to_json(task.config), "blurgen_version": __version__,
-                                "epoch": epoch, "step": 0, "global_step": global_step, "metrics": metrics,
-                                "model": model.state_dict()})
+                                "sources": task.data_sources(), "epoch": epoch, "step": 0, "global_step": global_step,
+                                "metrics": metrics, "model": model.state_dict()})
     return RunResult(run_dir, epoch, global_step, metrics, final)
 
 

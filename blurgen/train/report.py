@@ -36,6 +36,9 @@ from blurgen.atomic import atomic_write_text, temporary_name
 from blurgen.errors import BlurgenError
 
 MISSING = "–"  # what a table cell shows for an undefined value (NaN / None)
+# report.md's line when the shards scored are (part of) the run's training split
+TRAINING_DATA_WARNING = ("- **warning: these shards are (part of) the run's training data**: the numbers measure "
+                         "fit, not how the model does on unseen images.")
 
 
 def refuse_existing(out: str | Path) -> Path:

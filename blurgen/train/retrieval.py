@@ -22,9 +22,11 @@ import torch.nn.functional as F
 
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
-from blurgen.train.data import (DeviceAugment, ShardTorchDataset, device_images, hflip_boxes, make_loader, split_files,
-                                to_device, validation_files)
+from blurgen.shards.schemas import RENDER
+from blurgen.train.data import (DeviceAugment, EpochItems, ShardTorchDataset, device_images, hflip_boxes,
+                                make_loader, require_schema, run_sources, split_files, to_device, validation_files)
 from blurgen.train.distributed import DistContext
+from blurgen.train.loop import LossWeightsSetUnused
 from blurgen.train.retrieval_losses import (ArcFace, blur_estimation_loss, combine_losses, contrastive_loss,
                                             localisation_loss, normalised_box)
 from blurgen.train.retrieval_metrics import query_average_precisions, summarise
@@ -32,7 +34,6 @@ from blurgen.train.retrieval_config import TASK, RetrievalConfig
 from blurgen.train.retrieval_model import Bridge
 from blurgen.train.retrieval_sampling import Bliss, RetrievalColumns, RetrievalSampler
 
-RENDER_SCHEMA = "blurgen.render/1"
 # what a training step reads from each image; the sampler's columns are read once besides
 TRAIN_FIELDS = ("image", "blur_severity", "bbox")
 
@@ -58,34 +59,15 @@ def build_bridge(config: RetrievalConfig) -> Bridge:
                   gem_p=m.gem_p, freeze_norm=m.freeze_norm, backbone_weights=m.backbone_weights)
 
 
-def require_render_shards(files: list[str], what: str) -> None:
-    """One line when shards are not a render job's (e.g. composite shards given to retrieval)."""
-    schemas = {ShardDataset(files, fields=()).shard_attrs(k).get("schema") for k in range(len(files))}
-    if schemas != {RENDER_SCHEMA}:
-        raise BlurgenError(f"{what}: retrieval needs {RENDER_SCHEMA} shards (blurgen render), these are "
-                           f"{', '.join(sorted(map(str, schemas)))}")
-
-
-class _Resumable(torch.utils.data.Sampler):
-    """The epoch sampler, started at a given item so a resumed run skips the batches it ran."""
-
-    def __init__(self, sampler: RetrievalSampler) -> None:
-        self.sampler, self.start = sampler, 0
-
-    def position(self, epoch: int, start: int) -> None:
-        self.sampler.set_epoch(epoch)
-        self.start = start
-
-    def __len__(self) -> int:
-        return max(0, len(self.sampler) - self.start)
-
-    def __iter__(self) -> Iterator[Any]:
-        items = list(self.sampler)
-        return iter(items[self.start:])
+def render_split_files(folder: str | Path, split: str) -> list[str]:
+    """The ``split`` shards of ``folder``; render shards only (checked over the whole folder first,
+    so composite shards get the schema line, not a missing-split line)."""
+    require_schema(folder, [RENDER], f"retrieval needs {RENDER.name} shards (blurgen render)")
+    return split_files(folder, split)
 
 
 @dataclasses.dataclass
-class RetrievalTask:
+class RetrievalTask(LossWeightsSetUnused):
     """``blurgen train retrieval``: the task the loop (:mod:`blurgen.train.loop`) runs."""
 
     config: RetrievalConfig
@@ -94,41 +76,31 @@ class RetrievalTask:
     name: str = TASK
 
     def __post_init__(self) -> None:
-        files = split_files(self.data, self.config.data.train_split)
-        require_render_shards(files, str(self.data))
+        self.train_files = files = render_split_files(self.data, self.config.data.train_split)
         self.columns = RetrievalColumns.from_dataset(ShardDataset(files, fields=()))
         # labels: the ArcFace class (object number) of every image, beside the fields read
         self.dataset = ShardTorchDataset(files, TRAIN_FIELDS, labels={"label": self.columns.object_code},
                                          purpose="retrieval training")
         self.image_size = tuple(self.dataset.shards[0]["image"].shape[:2])  # (H, W) as stored
-        self.val_files = self._val_files()
+        self.val_files = validation_files(self.data, self.val, self.config.data.val_split, render_split_files)
         self._loader: torch.utils.data.DataLoader | None = None
-        self._sampler: _Resumable | None = None
-
-    def _val_files(self) -> list[str] | None:
-        files = validation_files(self.data, self.val, self.config.data.val_split)
-        if files is not None:
-            require_render_shards(files, str(self.val or self.data))
-        return files
+        self._tuples: RetrievalSampler | None = None  # BLISS's tuples of each epoch (it caches the last)
+        self._sampler: EpochItems | None = None
 
     # ------------------------------------------------------------------ the loop's interface
 
     def build_model(self) -> torch.nn.Module:
         return RetrievalModule(self.config, len(self.columns.objects))
 
-    def _sampler_for(self, dist: DistContext) -> _Resumable:
-        if self._sampler is None:
+    def _tuples_of(self, epoch: int, dist: DistContext) -> RetrievalSampler:
+        """BLISS's draw set to ``epoch`` (made at the first call, for this rank)."""
+        if self._tuples is None:
             c = self.config.loss
             bliss = Bliss(r=c.bliss_range, negatives=c.negatives)
-            self._sampler = _Resumable(RetrievalSampler(self.columns, self.config.seed, bliss=bliss,
-                                                        sharp_only=self.config.data.sharp_only,
-                                                        rank=dist.rank, world=dist.world))
-        return self._sampler
-
-    @property
-    def find_unused_parameters(self) -> bool:
-        """A loss of weight 0 leaves its head without gradient: DDP must not wait for it."""
-        return any(w == 0 for w in self.config.loss.weights().values())
+            self._tuples = RetrievalSampler(self.columns, self.config.seed, bliss=bliss,
+                                            sharp_only=self.config.data.sharp_only, rank=dist.rank, world=dist.world)
+        self._tuples.set_epoch(epoch)
+        return self._tuples
 
     def data_identity(self) -> str:
         """The training split's objects and images per trajectory: a resume must see the same."""
@@ -138,30 +110,34 @@ class RetrievalTask:
             digest.update(np.ascontiguousarray(column, dtype=np.int64).tobytes())
         return digest.hexdigest()
 
+    def data_sources(self) -> dict[str, Any]:
+        return run_sources(self.data, self.config.data.train_split, self.train_files, self.val,
+                           self.config.data.val_split, self.val_files)
+
     def steps_per_epoch(self, epoch: int, dist: DistContext) -> int:
-        sampler = self._sampler_for(dist)
-        sampler.position(epoch, 0)
-        if len(sampler.sampler) == 0:
-            skipped = ", ".join(f"{k} {v}" for k, v in sampler.sampler.skipped.items() if v)
+        tuples = self._tuples_of(epoch, dist)
+        if len(tuples) == 0:
+            skipped = ", ".join(f"{k} {v}" for k, v in tuples.skipped.items() if v)
             raise BlurgenError(f"{self.data}: BLISS finds no training tuple ({skipped}): each query needs "
                                f"another trajectory of its object and {self.config.loss.negatives} images of "
                                "other objects within the blur range; render more objects or trajectories")
-        return len(sampler.sampler) // self.config.train.batch_size
+        return len(tuples) // self.config.train.batch_size
 
     def epoch_stats(self, epoch: int) -> dict[str, float]:
         """BLISS's queries left out of the epoch, by reason (``data_bliss_no_positive``, ...)."""
-        sampler = self._sampler  # made by steps_per_epoch, which the loop asks first
-        if sampler is None:
+        tuples = self._tuples  # made by steps_per_epoch, which the loop asks first
+        if tuples is None:
             return {}
-        sampler.position(epoch, 0)
-        len(sampler.sampler)  # draws the epoch (cached) and its skip counts
-        return {f"data_bliss_{k}": float(v) for k, v in sampler.sampler.skipped.items()}
+        tuples.set_epoch(epoch)
+        len(tuples)  # draws the epoch (cached) and its skip counts
+        return {f"data_bliss_{k}": float(v) for k, v in tuples.skipped.items()}
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
-        sampler = self._sampler_for(dist)
-        sampler.position(epoch, start_step * self.config.train.batch_size)
+        if self._sampler is None:
+            self._sampler = EpochItems(lambda e: list(self._tuples_of(e, dist)))
+        self._sampler.position(epoch, start_step * self.config.train.batch_size)
         if self._loader is None:  # one loader for the run: its workers persist across epochs
-            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=sampler,
+            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=self._sampler,
                                        seed=self.config.seed, workers=self.config.train.workers,
                                        device=dist.device)
         return iter(self._loader)

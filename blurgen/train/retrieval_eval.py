@@ -32,13 +32,11 @@ import torch
 from blurgen.config import build
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
-from blurgen.shards.manifest import list_shard_files
 from blurgen.train.checkpoint import load_checkpoint, load_weights
-from blurgen.train.data import split_files
 from blurgen.train.distributed import resolve_device
 from blurgen.train.report import (markdown_table, percent, provenance, refuse_existing, staged_folder,
                                   write_h5_groups, write_json)
-from blurgen.train.retrieval import TASK, RetrievalConfig, build_bridge, describe_images, require_render_shards
+from blurgen.train.retrieval import TASK, RetrievalConfig, build_bridge, describe_images, render_split_files
 from blurgen.train.retrieval_metrics import (LevelTable, MapSummary, per_database_level_table,
                                              query_average_precisions, summarise, top_k)
 from blurgen.train.retrieval_model import Bridge
@@ -190,13 +188,9 @@ def load_bridge(state: dict[str, Any], config: RetrievalConfig) -> Bridge:
 
 
 def _render_split(folder: str | Path, split: str, purpose: str) -> list[str]:
-    """The shard files of ``split`` in ``folder``; render shards only (checked over the whole
-    folder first, so composite shards get the schema line, not a missing-split line)."""
-    present = [str(p) for p in list_shard_files(folder)] if Path(folder).is_dir() else []
-    if present:
-        require_render_shards(present, str(folder))
+    """The render shards of ``split`` in ``folder``; a missing split is one line naming ``purpose``."""
     try:
-        return split_files(folder, split)
+        return render_split_files(folder, split)
     except BlurgenError as exc:
         raise BlurgenError(f"retrieval evaluation needs {purpose} ('{split}' shards): {exc}") from None
 
