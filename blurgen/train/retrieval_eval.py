@@ -10,7 +10,9 @@ Protocol (paper §5, "Evaluation"; definitions in docs/train.md):
   objects must differ from every test object, or a distractor would count as a positive;
 - metrics (:mod:`blurgen.train.retrieval_metrics`): mAP@all and mAP@k (k = 100 in the paper)
   overall and per query blur level, the queries without positives counted, and Table 4 (the
-  database restricted to one blur level) for mAP@all, with range and std.
+  database restricted to one blur level), with range and std, for the paper's metric of the
+  setting: mAP@k with distractors (§5; the paper's Table 4 and supplementary Fig. 7), mAP@all
+  without them (supplementary Table 7).
 
 The report folder (:mod:`blurgen.train.report`, built whole then renamed): ``report.json`` (every
 number, the resolved config, the checkpoint and inputs, the blurgen version), ``report.md`` (the
@@ -59,10 +61,16 @@ class RetrievalReport:
     k: int
     map_all: MapSummary
     map_at_k: MapSummary
-    table: LevelTable  # Table 4 for mAP@all
+    table: LevelTable  # Table 4: mAP@all, or mAP@table_k with distractors
     num_queries: int
     num_database: int  # test database images + distractors
     num_distractors: int
+    table_k: int | None = None  # the table's cut-off (None: mAP@all)
+
+    @property
+    def table_metric(self) -> str:
+        """The table's metric as report.json names it: ``map_all`` or ``map_at_<k>``."""
+        return "map_all" if self.table_k is None else f"map_at_{self.table_k}"
 
     def describe(self) -> str:
         """A few lines for the terminal: the headline numbers and where the report is."""
@@ -133,10 +141,13 @@ def evaluate_retrieval(checkpoint: str | Path, data: str | Path, out: str | Path
 
     ap_all = query_average_precisions(queries.descriptors, database.descriptors, q_labels, db_labels, device=dev)
     ap_k = query_average_precisions(queries.descriptors, database.descriptors, q_labels, db_labels, k=k, device=dev)
+    # the paper's metric (§5): mAP@k (100) whenever distractors are in the database, per database
+    # level too (its Table 4, supplementary §8.2 and Fig. 7); mAP@all without (supplementary Table 7)
+    table_k = k if distractor_files else None
     report = RetrievalReport(
         folder=Path(out), k=k, map_all=summarise(ap_all, q_levels), map_at_k=summarise(ap_k, q_levels),
         table=per_database_level_table(queries.descriptors, database.descriptors, q_labels, db_labels, q_levels,
-                                       db_levels, device=dev),
+                                       db_levels, k=table_k, device=dev), table_k=table_k,
         num_queries=len(queries), num_database=len(database), num_distractors=int((database.source == 1).sum()))
     shown = _shown_queries(ap_all, q_levels)
     sims, ranked = top_k(queries.descriptors[torch.as_tensor(shown, dtype=torch.int64)], database.descriptors,
@@ -156,7 +167,7 @@ def evaluate_retrieval(checkpoint: str | Path, data: str | Path, out: str | Path
                    "test_database": len(database) - report.num_distractors, "objects": int(codes.max(initial=-1) + 1),
                    "query_levels": _histogram(q_levels), "database_levels": _histogram(db_levels)},
         "map_all": report.map_all, "map_at_k": report.map_at_k,
-        "per_database_level": {"metric": "map_all", **dataclasses.asdict(report.table)},
+        "per_database_level": {"metric": report.table_metric, "k": table_k, **dataclasses.asdict(report.table)},
         "retrievals": retrievals,
     }
     with staged_folder(out) as folder:
@@ -276,6 +287,7 @@ def _histogram(levels: np.ndarray) -> dict[int, int]:
 def _markdown(payload: dict[str, Any], report: RetrievalReport) -> str:
     counts, k, table = payload["counts"], report.k, report.table
     map_all, map_k = report.map_all, report.map_at_k
+    table_name = "mAP@all" if report.table_k is None else f"mAP@{report.table_k}"
     levels = sorted(map_all.per_level)
     lines = [
         "# Retrieval evaluation", "",
@@ -291,7 +303,7 @@ def _markdown(payload: dict[str, Any], report: RetrievalReport) -> str:
             ["mAP@all", *[percent(map_all.per_level[v]) for v in levels], percent(map_all.map)],
             [f"mAP@{k}", *[percent(map_k.per_level[v]) for v in levels], percent(map_k.map)],
             ["queries", *[map_all.per_level_queries[v] for v in levels], map_all.num_queries]]),
-        "## mAP@all with the database restricted to one blur level (the paper's Table 4 layout)", "",
+        f"## {table_name} with the database restricted to one blur level (the paper's Table 4 layout)", "",
         "Rows: database blur level; columns: query blur level; all: every query against that database; "
         "range and std (population) over each row's cells.", "",
         markdown_table(["database \\ query", *[f"L{v}" for v in table.query_levels], "all", "range", "std"], [
