@@ -208,7 +208,7 @@ def main() -> None:
         header = {"source": "shards", "inputs": {"data": str(folder)}}
         methods = {
             "blur-seg (trained)": evaluate_blurseg(run / CHECKPOINTS / FINAL, reports / f"{slug}-model", data=folder,
-                                                   device="cpu", progress=False),
+                                                   split="train", device="cpu", progress=False),
             "no blur": write_report(no_blur_predictions(shard_items(files)), reports / f"{slug}-no-blur",
                                     thresholds=none_t, top_fraction=top, header=header, method="no blur",
                                     progress=False),
