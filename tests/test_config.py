@@ -90,6 +90,21 @@ def test_zero_padded_ids_in_a_file_stay_text(tmp_path):
     assert resolve(config_file=path).synsets == ("03001627", "02691156")
 
 
+def test_exponents_without_a_dot_are_numbers(tmp_path):
+    # YAML 1.1 (PyYAML) reads 1e-3 as text; users write learning rates that way, on the command
+    # line and in files. The values are Python's own float() of the same text.
+    assert resolve("ratio=1e-3").ratio == float("1e-3")
+    assert resolve("extent=[2E0, 3e+1]").extent == (float("2E0"), float("3e+1"))
+    path = tmp_path / "job.yaml"
+    path.write_text("ratio: -5e-1\n")
+    with pytest.raises(ConfigError, match=r"'ratio' must be >= 0.0 and <= 1.0, got -0.5"):
+        resolve(config_file=path)
+    path.write_text("ratio: 5e-1\nsynsets: [03001627]\n")
+    job = resolve(config_file=path)
+    assert job.ratio == 0.5 and job.synsets == ("03001627",)  # zero-padded ids stay text
+    assert parse_overrides(["a=1e3", "b=1.5", "c=e5", "d=1e"]) == {"a": 1000.0, "b": 1.5, "c": "e5", "d": "1e"}
+
+
 def test_bad_yaml_file_names_the_line(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("seed: 1\ncycles: [unclosed\n")

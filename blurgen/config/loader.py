@@ -26,10 +26,13 @@ PRESET_PACKAGE = "blurgen.config.presets"
 
 
 class _ConfigYamlLoader(yaml.SafeLoader):
-    """YAML 1.1 with one change: a number with a leading zero stays text.
+    """YAML 1.1 with two changes: a number with a leading zero stays text, and an exponent
+    without a dot is a number.
 
     ShapeNet synset ids look like numbers; plain YAML reads ``03001627`` as the octal integer
-    799639, which would silently name another category.
+    799639, which would silently name another category. And YAML 1.1 reads ``1e-3`` as text
+    (its floats need a dot: ``1.0e-3``), so ``--set train.lr=1e-3`` was refused as "not a
+    number"; YAML 1.2 and every other reader of numbers take it.
     """
 
 
@@ -41,6 +44,8 @@ def _int_or_zero_padded_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> 
 
 
 _ConfigYamlLoader.add_constructor("tag:yaml.org,2002:int", _int_or_zero_padded_text)
+_ConfigYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def _load_yaml(text: str) -> Any:
