@@ -160,8 +160,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default 6, 3 with --quick); the curriculum gives each stage a third")
+    parser.add_argument("--photos", type=int, default=None,
+                        help="procedural photos per curriculum stage for training (default 30, 6 with --quick)")
     args = parser.parse_args()
-    size = SIZES["quick" if args.quick else "full"]
+    size = dict(SIZES["quick" if args.quick else "full"])
+    size.update({key: value for key, value in (("epochs", args.epochs), ("photos", args.photos)) if value is not None})
     torch.set_num_threads(args.threads)
     print(machine(), f"; torch threads {args.threads}, loader workers {args.workers}", flush=True)
     out = args.out
@@ -180,8 +185,10 @@ def main() -> None:
                      samples={"per_source": size["real_per_tile"], "val_fraction": 0.0, "mask_centric": 0.0})
     print(f"data made in {time.perf_counter() - clock:.0f} s", flush=True)
 
+    third = size["epochs"] // 3
     config = resolve_config(BlurSegConfig, KIND, preset="demo", overrides={
-        "train": {"epochs": size["epochs"], "workers": args.workers, "log_every": 1}})
+        "train": {"epochs": size["epochs"], "workers": args.workers, "log_every": 1},
+        "curriculum": {"mixed_from": third, "advanced_from": 2 * third}})
     run = out / "run"
     task = BlurSegTask(config, train_data)
     started = time.perf_counter()
