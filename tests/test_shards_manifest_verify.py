@@ -77,6 +77,25 @@ def test_concurrent_updates_keep_every_entry(tmp_path):
     assert not list(tmp_path.glob(".manifest.json.*.tmp"))
 
 
+def test_a_killed_writers_temporary_manifest_goes_with_the_next_update(tmp_path):
+    """A task killed between writing the new manifest and renaming it (a lost Dask worker)
+    leaves a hidden temporary manifest; the next update, under the lock, removes it and leaves
+    everything else."""
+    from blurgen.atomic import temporary_name
+
+    fx.write_shard(tmp_path, range(0, 3), task_index=0, num_tasks=2)
+    leftover = temporary_name(tmp_path / MANIFEST_NAME)
+    leftover.write_text('{"half": ')
+    other = tmp_path / ".notes.tmp"
+    other.write_text("not blurgen's")
+    fx.write_shard(tmp_path, range(3, 5), task_index=1, num_tasks=2)
+    assert not leftover.exists() and other.exists()
+    assert [e["file"] for e in read_manifest(tmp_path)["shards"]] == ["train-00000-of-00002.h5", "train-00001-of-00002.h5"]
+    leftover.write_text("again")
+    rebuild_manifest(tmp_path)
+    assert not leftover.exists()
+
+
 def test_unreadable_manifest(tmp_path):
     (tmp_path / MANIFEST_NAME).write_text("{broken")
     with pytest.raises(ShardError, match="not valid JSON.*blurgen shards index"):

@@ -120,11 +120,11 @@ def read_manifest(folder: str | Path) -> dict[str, Any] | None:
 
 def update_manifest(folder: str | Path, entry: Entry) -> dict[str, Any]:
     """Add or replace (by file name) one shard's entry; returns the manifest as written."""
-    with _locked(folder):
+    with _locked(folder) as locked:
         current = read_manifest(folder)
         entries = [e for e in (current or {}).get("shards", []) if e.get("file") != entry["file"]]
         manifest = build_manifest([*entries, entry])
-        _write(folder, manifest)
+        _write(folder, manifest, locked)
     return manifest
 
 
@@ -133,30 +133,42 @@ def rebuild_manifest(folder: str | Path, on_bytes: Callable[[int], None] | None 
     folder = Path(folder)
     if not folder.is_dir():
         raise ShardError(f"shard folder not found: {folder}")
-    with _locked(folder):
+    with _locked(folder) as locked:
         manifest = build_manifest(shard_entry(p, on_bytes=on_bytes) for p in list_shard_files(folder))
-        _write(folder, manifest)
+        _write(folder, manifest, locked)
     return manifest
 
 
 @contextlib.contextmanager
-def _locked(folder: str | Path) -> Iterator[None]:
+def _locked(folder: str | Path) -> Iterator[bool]:
+    """Hold the folder's manifest lock; yields whether it is held (False where the file system
+    cannot lock)."""
     # The lock file stays in place: deleting it would let two processes lock different inodes.
     fd = os.open(Path(folder) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            locked = True
         except OSError as exc:  # e.g. Lustre mounted without flock: ENOSYS / ENOLCK
             # Go on unlocked: the replace stays atomic, at worst a concurrent task's entry is
             # lost, and `blurgen shards index` rebuilds the manifest from the shards.
             warnings.warn(f"cannot lock {Path(folder) / LOCK_NAME} ({exc.strerror}); updating "
                           "manifest.json unlocked: run `blurgen shards index` after the job", stacklevel=3)
-        yield
+            locked = False
+        yield locked
     finally:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _write(folder: str | Path, manifest: Mapping[str, Any]) -> None:
-    atomic_write_text(Path(folder) / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+def _write(folder: str | Path, manifest: Mapping[str, Any], locked: bool) -> None:
+    """Write the manifest (under the lock when ``locked``) and, when locked, remove the temporary
+    manifests of dead writers: every writer holds the lock from its write to its rename, so one
+    seen under the lock belongs to a task killed in between (a lost Dask worker, a preempted
+    job), whichever host it ran on."""
+    folder = Path(folder)
+    atomic_write_text(folder / MANIFEST_NAME, json.dumps(manifest, indent=2) + "\n")
+    if locked:
+        for leftover in folder.glob(f".{MANIFEST_NAME}.*.tmp"):
+            leftover.unlink(missing_ok=True)
 
 
