@@ -34,7 +34,7 @@ from blurgen.train.blurseg_losses import (combine, deep_supervision_loss, mask_l
                                           prevalence_loss)
 from blurgen.train.blurseg_metrics import SegmentationTally, quantise
 from blurgen.train.blurseg_model import PADDING, BlurSegNet
-from blurgen.train.data import (IMAGENET_MEAN, IMAGENET_STD, DeviceAugment, EpochItems, make_loader, run_sources,
+from blurgen.train.data import (IMAGENET_MEAN, IMAGENET_STD, DeviceAugment, EpochBatches, run_sources,
                                 to_device, validation_files)
 from blurgen.train.distributed import DistContext
 from blurgen.train.loop import LossWeightsSetUnused
@@ -161,8 +161,7 @@ class BlurSegTask(LossWeightsSetUnused):
         self._check_curriculum()
         self.val_files = validation_files(self.data, self.val, self.config.data.val_split, composite_split_files,
                                           composite_split_names)
-        self._loader: torch.utils.data.DataLoader | None = None
-        self._sampler: EpochItems | None = None
+        self._batches: EpochBatches | None = None  # made on the first epoch, on the run's device
         self._draws: dict[tuple[int, int, int], np.ndarray] = {}
 
     def _check_curriculum(self) -> None:
@@ -213,13 +212,10 @@ class BlurSegTask(LossWeightsSetUnused):
                 "data_sharp_references": float(round(self.config.data.sharp_pairs * (pool & self.blurred).sum()))}
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
-        if self._sampler is None:
-            self._sampler = EpochItems(lambda e: self._draw(e, dist))
-        self._sampler.position(epoch, start_step * self.config.train.batch_size)
-        if self._loader is None:  # one loader for the run: its workers persist across epochs
-            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=self._sampler,
-                                       seed=self.config.seed, workers=self.config.train.workers, device=dist.device)
-        return iter(self._loader)
+        if self._batches is None:
+            self._batches = EpochBatches(self.dataset, lambda e: self._draw(e, dist), self.config.train,
+                                         self.config.seed, dist.device)
+        return self._batches(epoch, start_step)
 
     def loss(self, model: torch.nn.Module, batch: Any, dist: DistContext,
              rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float], int]:

@@ -12,7 +12,8 @@ pinned memory and PCIe), and the device does the arithmetic per pixel, where it 
   (e.g. the ArcFace class of an object id) come in as ``labels`` arrays.
 - :func:`make_loader`: pinned memory on CUDA, persistent workers, and worker seeds derived from
   the run's seed (a torch Generator seeded through ``SeedSequence``), so two runs with one seed
-  hand over the same batches.
+  hand over the same batches. :class:`EpochBatches`: a task's batches epoch by epoch, on one
+  such loader for the run, resumable at a step (:class:`EpochItems` decides the items).
 - :func:`device_images`: uint8 (..., H, W, 3) -> float (..., 3, H, W) normalised with ImageNet's
   mean and std (the backbones' convention, random or pre-trained), optionally augmented on the
   device first (:class:`DeviceAugment`, off in the paper preset: the paper names no augmentation).
@@ -195,6 +196,24 @@ class EpochItems(torch.utils.data.Sampler):
     def __iter__(self) -> Iterator[Any]:
         items = self.draw(self.epoch)
         return iter((items.tolist() if isinstance(items, np.ndarray) else list(items))[self.start:])
+
+
+class EpochBatches:
+    """A run's batches, epoch by epoch: one :class:`EpochItems` over ``draw`` and one DataLoader
+    (:func:`make_loader`) for the whole run, so its workers persist across epochs; calling it
+    iterates an epoch from a given step on (a resumed run skips the steps it ran)."""
+
+    def __init__(self, dataset: torch.utils.data.Dataset, draw: Callable[[int], Sequence[Any] | np.ndarray],
+                 train: Any, seed: int, device: torch.device | str) -> None:
+        """``train``: the task's ``train`` config section (its ``batch_size`` and ``workers``)."""
+        self.batch_size = train.batch_size
+        self.sampler = EpochItems(draw)
+        self.loader = make_loader(dataset, batch_size=train.batch_size, sampler=self.sampler, seed=seed,
+                                  workers=train.workers, device=device)
+
+    def __call__(self, epoch: int, start_step: int) -> Iterator[Any]:
+        self.sampler.position(epoch, start_step * self.batch_size)
+        return iter(self.loader)
 
 
 def seed_word(seed: int, stream: int, *more: int) -> int:

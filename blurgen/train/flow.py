@@ -25,7 +25,7 @@ from blurgen.errors import BlurgenError
 from blurgen.flow.metrics import min_direction_epe
 from blurgen.shards import ShardDataset
 from blurgen.shards.schemas import FLOWPAIRS, RENDER
-from blurgen.train.data import (DeviceAugment, EpochItems, ShardTorchDataset, device_images, make_loader,
+from blurgen.train.data import (DeviceAugment, EpochBatches, ShardTorchDataset, device_images,
                                 require_schema, run_sources, split_files, to_device, validation_files)
 from blurgen.train.distributed import DistContext
 from blurgen.train.flow_config import TASK, FlowConfig, check_flow_config
@@ -134,8 +134,7 @@ class FlowTask:
         self.sample_ids = [str(s) for s in ShardDataset(files, fields=()).column("sample_id")]
         check_crop_fits(self.config, tuple(self.dataset.shards[0]["image"].shape[:2]))
         self.val_files = validation_files(self.data, self.val, self.config.data.val_split, flow_split_files)
-        self._loader: torch.utils.data.DataLoader | None = None
-        self._sampler: EpochItems | None = None
+        self._batches: EpochBatches | None = None  # made on the first epoch, on the run's device
 
     # ------------------------------------------------------------------ the loop's interface
 
@@ -157,14 +156,12 @@ class FlowTask:
         return {}
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
-        c = self.config
-        if self._sampler is None:
-            self._sampler = EpochItems(lambda e: epoch_order(len(self.dataset), c.seed, e, c.train.batch_size, dist))
-        self._sampler.position(epoch, start_step * c.train.batch_size)
-        if self._loader is None:  # one loader for the run: its workers persist across epochs
-            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=self._sampler,
-                                       seed=self.config.seed, workers=self.config.train.workers, device=dist.device)
-        return iter(self._loader)
+        if self._batches is None:
+            c = self.config
+            self._batches = EpochBatches(
+                self.dataset, lambda e: epoch_order(len(self.dataset), c.seed, e, c.train.batch_size, dist),
+                c.train, c.seed, dist.device)
+        return self._batches(epoch, start_step)
 
     def loss(self, model: torch.nn.Module, batch: Any, dist: DistContext,
              rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float], int]:

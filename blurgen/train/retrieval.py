@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from blurgen.errors import BlurgenError
 from blurgen.shards import ShardDataset
 from blurgen.shards.schemas import RENDER
-from blurgen.train.data import (DeviceAugment, EpochItems, ShardTorchDataset, device_images, hflip_boxes,
-                                make_loader, require_schema, run_sources, split_files, to_device, validation_files)
+from blurgen.train.data import (DeviceAugment, EpochBatches, ShardTorchDataset, device_images, hflip_boxes,
+                                require_schema, run_sources, split_files, to_device, validation_files)
 from blurgen.train.distributed import DistContext
 from blurgen.train.loop import LossWeightsSetUnused
 from blurgen.train.retrieval_losses import (ArcFace, blur_estimation_loss, combine_losses, contrastive_loss,
@@ -83,9 +83,8 @@ class RetrievalTask(LossWeightsSetUnused):
                                          purpose="retrieval training")
         self.image_size = tuple(self.dataset.shards[0]["image"].shape[:2])  # (H, W) as stored
         self.val_files = validation_files(self.data, self.val, self.config.data.val_split, render_split_files)
-        self._loader: torch.utils.data.DataLoader | None = None
+        self._batches: EpochBatches | None = None  # made on the first epoch, on the run's device
         self._tuples: RetrievalSampler | None = None  # BLISS's tuples of each epoch (it caches the last)
-        self._sampler: EpochItems | None = None
 
     # ------------------------------------------------------------------ the loop's interface
 
@@ -133,14 +132,10 @@ class RetrievalTask(LossWeightsSetUnused):
         return {f"data_bliss_{k}": float(v) for k, v in tuples.skipped.items()}
 
     def batches(self, epoch: int, start_step: int, dist: DistContext) -> Iterator[Any]:
-        if self._sampler is None:
-            self._sampler = EpochItems(lambda e: list(self._tuples_of(e, dist)))
-        self._sampler.position(epoch, start_step * self.config.train.batch_size)
-        if self._loader is None:  # one loader for the run: its workers persist across epochs
-            self._loader = make_loader(self.dataset, batch_size=self.config.train.batch_size, sampler=self._sampler,
-                                       seed=self.config.seed, workers=self.config.train.workers,
-                                       device=dist.device)
-        return iter(self._loader)
+        if self._batches is None:
+            self._batches = EpochBatches(self.dataset, lambda e: list(self._tuples_of(e, dist)), self.config.train,
+                                         self.config.seed, dist.device)
+        return self._batches(epoch, start_step)
 
     def loss(self, model: torch.nn.Module, batch: Any, dist: DistContext,
              rng: torch.Generator) -> tuple[torch.Tensor, dict[str, float], int]:
