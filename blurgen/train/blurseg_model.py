@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from blurgen.errors import BlurgenError
+from blurgen.train.checkpoint import load_weights_file
 from blurgen.train.padding import crop_to, pad_to_multiple
-from blurgen.train.retrieval_model import _first  # a short list of state-dict keys for an error line
 
 
 PADDING = "reflect"  # mirrored: a repeated edge or zeros would read as a flat, i.e. blurred, band
@@ -96,26 +96,5 @@ class BlurSegNet(nn.Module):
 
 
 def load_encoder_weights(encoder: nn.Module, path: str | Path) -> None:
-    """A state dict from ``path`` into smp's encoder (``fc.*`` ignored); one line when it does not fit.
-
-    Read with ``weights_only=True``: a state dict is tensors, and nothing in the file may run code.
-    """
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise BlurgenError(f"model.encoder_weights: no such file: {path}") from None
-    except Exception as error:  # unpickling errors have no common base class
-        raise BlurgenError(f"model.encoder_weights: {path} is not a readable torch state dict "
-                           f"({str(error).splitlines()[0][:160]})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BlurgenError(f"model.encoder_weights: {path} is not a state dict (a mapping of names to tensors)")
-    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
-    try:
-        result = nn.Module.load_state_dict(encoder, state, strict=False)
-    except RuntimeError as error:  # shape mismatches: another architecture's weights
-        raise BlurgenError(f"model.encoder_weights: {path} does not fit the encoder: "
-                           f"{' '.join(str(error).split())[:240]}") from None
-    if result.missing_keys or result.unexpected_keys:
-        raise BlurgenError(f"model.encoder_weights: {path} does not fit the encoder: missing "
-                           f"{_first(result.missing_keys)}, unexpected {_first(result.unexpected_keys)}")
+    """A user's state dict from ``path`` into smp's encoder (``fc.*`` ignored); one line when it does not fit."""
+    load_weights_file(encoder, path, option="model.encoder_weights", part="encoder")

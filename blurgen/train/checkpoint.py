@@ -62,6 +62,45 @@ def load_weights(model: torch.nn.Module, weights: dict[str, Any]) -> torch.nn.Mo
     return model
 
 
+def load_weights_file(module: torch.nn.Module, path: str | Path, *, option: str, part: str,
+                      hint: str = "") -> None:
+    """A user's pre-trained state dict from ``path`` into ``module`` (a backbone or an encoder),
+    ``fc.*`` ignored (a classifier's head the module does not have); one line naming the config
+    ``option`` when the file is missing, not a state dict, or does not fit the ``part``.
+
+    Read with ``weights_only=True``: a state dict is tensors, and nothing in the file may run code.
+    """
+    path = Path(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise BlurgenError(f"{option}: no such file: {path}") from None
+    except Exception as error:  # unpickling errors have no common base class
+        raise BlurgenError(f"{option}: {path} is not a readable torch state dict "
+                           f"({str(error).splitlines()[0][:160]})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise BlurgenError(f"{option}: {path} is not a state dict (a mapping of names to tensors)")
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    try:
+        # nn.Module's own method, strict=False only to word the error here: smp's encoders
+        # override load_state_dict to drop fc keys, torchvision's ResNet keeps an fc to leave out
+        result = torch.nn.Module.load_state_dict(module, state, strict=False)
+    except RuntimeError as error:  # shape mismatches: another architecture's weights
+        raise BlurgenError(f"{option}: {path} does not fit the {part}: {' '.join(str(error).split())[:240]}") from None
+    missing = [key for key in result.missing_keys if not key.startswith("fc.")]
+    if missing or result.unexpected_keys:
+        raise BlurgenError(f"{option}: {path} does not fit the {part}: missing {key_list(missing)}, "
+                           f"unexpected {key_list(result.unexpected_keys)}{hint}")
+
+
+def key_list(keys: list[str], most: int = 3) -> str:
+    """A short, readable list of state-dict keys for an error line."""
+    if not keys:
+        return "none"
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return ", ".join(keys[:most]) + more
+
+
 def run_checkpoint(run_dir: Path) -> Path:
     """The checkpoint ``evaluate --run RUN`` reads: the final model, else the last checkpoint."""
     for name in (FINAL, LAST):

@@ -35,6 +35,7 @@ from torchvision import models
 from torchvision.ops.misc import FrozenBatchNorm2d
 
 from blurgen.errors import BlurgenError
+from blurgen.train.checkpoint import load_weights_file
 
 #: backbone name -> torchvision constructor; channels of layer4's output follow from the model
 BACKBONES: dict[str, Callable[..., models.ResNet]] = {
@@ -153,37 +154,6 @@ def build_backbone(
 
 
 def load_backbone_weights(resnet: models.ResNet, path: str | Path) -> None:
-    """Load a torchvision ResNet state dict from `path` into `resnet` (fc.* ignored).
-
-    Read with `weights_only=True`: a state dict is tensors, and nothing in the file may run code.
-    """
-    path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise BlurgenError(f"model.backbone_weights: no such file: {path}") from None
-    except Exception as error:  # unpickling errors have no common base class
-        raise BlurgenError(f"model.backbone_weights: {path} is not a readable torch state dict ({error})") from None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise BlurgenError(f"model.backbone_weights: {path} is not a state dict (a mapping of names to tensors)")
-    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
-    # strict=False only to word the error ourselves; fc.* is the one part the model may lack
-    try:
-        result = resnet.load_state_dict(state, strict=False)
-    except RuntimeError as error:  # shape mismatches: another architecture's weights
-        raise BlurgenError(f"model.backbone_weights: {path} does not fit the backbone: {error}".replace("\n", " ")) from None
-    missing = [key for key in result.missing_keys if not key.startswith("fc.")]
-    if missing or result.unexpected_keys:
-        raise BlurgenError(
-            f"model.backbone_weights: {path} does not fit the backbone: "
-            f"missing {_first(missing)}, unexpected {_first(result.unexpected_keys)} "
-            "(a torchvision ResNet state dict of the same depth is expected)"
-        )
-
-
-def _first(keys: list[str], most: int = 3) -> str:
-    """A short, readable list of state-dict keys for an error line."""
-    if not keys:
-        return "none"
-    more = f" and {len(keys) - most} more" if len(keys) > most else ""
-    return ", ".join(keys[:most]) + more
+    """Load a torchvision ResNet state dict from `path` into `resnet` (fc.* ignored)."""
+    load_weights_file(resnet, path, option="model.backbone_weights", part="backbone",
+                      hint=" (a torchvision ResNet state dict of the same depth is expected)")
