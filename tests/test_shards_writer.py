@@ -284,3 +284,24 @@ def test_zstd_without_hdf5plugin_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "hdf5plugin", None)  # import fails as if not installed
     with pytest.raises(BlurgenError, match=r"pip install blurgen\[zstd\]"):
         _writer(tmp_path, compression="zstd")
+
+
+def test_the_bytes_do_not_depend_on_when_dataset_handles_close(tmp_path, monkeypatch):
+    """HDF5 places a dataset's cached chunks when its handle closes, and h5py may defer closing
+    a handle dropped in a thread (a Dask worker running two tasks). A shard written while every
+    handle stays open until the file closes (HDF5 then closes them in its own order) must have
+    the bytes of one written normally: the writer places each dataset's chunks itself."""
+    normal = fx.write_shard(tmp_path / "normal", range(12))
+    held = []
+    create = h5py.Group.create_dataset
+
+    def create_and_hold(self, *args, **kwargs):
+        held.append(create(self, *args, **kwargs))
+        return held[-1]
+
+    monkeypatch.setattr(h5py.Group, "create_dataset", create_and_hold)
+    late = fx.write_shard(tmp_path / "late", range(12))
+    monkeypatch.undo()
+    assert len(held) > 3  # every dataset's handle was still open when the file closed
+    assert (tmp_path / "late" / late["file"]).read_bytes() == (tmp_path / "normal" / normal["file"]).read_bytes()
+    assert late["sha256"] == normal["sha256"]

@@ -172,9 +172,16 @@ class ShardWriter:
         f = self._require_open()
         stats_json = _stats_json(stats)
         try:
+            # Each dataset's cached chunks are written out here, one dataset after the other in
+            # field order, so that the file's layout (where each chunk lands) is a function of
+            # the samples alone. Left to HDF5, chunks are placed when a dataset's handle closes,
+            # and h5py may defer closing a handle dropped in a thread (a Dask worker running two
+            # tasks): the same values then landed at other offsets.
             for spec in (self._fields or {}).values():
                 if spec.dset is None:
                     self._write_buffered(f, spec)
+                else:
+                    spec.dset.id.flush()
             for key, value in {**self._attrs, "num_samples": self._count, "stats": stats_json}.items():
                 f.attrs[key] = value
             levels = blur_level_counts(f["blur_level"][()]) if "blur_level" in f else None
@@ -269,8 +276,9 @@ class ShardWriter:
             data = np.stack(spec.buffer)
         row_bytes = max(1, data.nbytes // max(1, len(data)))
         rows = max(1, min(len(data), SMALL_CHUNK_MAX_ROWS, SMALL_CHUNK_BYTES // row_bytes))
-        f.create_dataset(spec.name, data=data, chunks=(rows, *data.shape[1:]),
-                         track_times=False, **self._filters)
+        written = f.create_dataset(spec.name, data=data, chunks=(rows, *data.shape[1:]),
+                                   track_times=False, **self._filters)
+        written.id.flush()  # its chunks placed now, in field order (see close)
         spec.buffer.clear()
 
 
